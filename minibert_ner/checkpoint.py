@@ -1,0 +1,267 @@
+"""Checkpoint <-> model: the key-mapping tables, loading with full checks, and saving.
+
+Published checkpoints name their tensors after the `transformers` classes
+(`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`).
+One explicit table per family maps each checkpoint module to ours; the same table, read backwards,
+names the tensors when we save, so what we write loads in `transformers` too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .config import ModelConfig
+from .errors import CheckpointError
+from .hub import WEIGHT_FILES, resolve_folder
+from .model import TokenClassifier
+
+# checkpoint module (after the family prefix) -> our module; "{}" is the block index.
+# Each module's parameters keep their names (weight, bias), except legacy LayerNorm gamma/beta.
+KEY_TABLES: dict[str, dict[str, str]] = {
+    "distilbert": {
+        "embeddings.word_embeddings": "embeddings.word_embeddings",
+        "embeddings.position_embeddings": "embeddings.position_embeddings",
+        "embeddings.LayerNorm": "embeddings.LayerNorm",
+        "transformer.layer.{}.attention.q_lin": "layers.{}.attention.query",
+        "transformer.layer.{}.attention.k_lin": "layers.{}.attention.key",
+        "transformer.layer.{}.attention.v_lin": "layers.{}.attention.value",
+        "transformer.layer.{}.attention.out_lin": "layers.{}.attention.output",
+        "transformer.layer.{}.sa_layer_norm": "layers.{}.attention_norm",
+        "transformer.layer.{}.ffn.lin1": "layers.{}.ffn.intermediate",
+        "transformer.layer.{}.ffn.lin2": "layers.{}.ffn.output",
+        "transformer.layer.{}.output_layer_norm": "layers.{}.output_norm",
+    },
+    "bert": {
+        "embeddings.word_embeddings": "embeddings.word_embeddings",
+        "embeddings.position_embeddings": "embeddings.position_embeddings",
+        "embeddings.token_type_embeddings": "embeddings.token_type_embeddings",
+        "embeddings.LayerNorm": "embeddings.LayerNorm",
+        "encoder.layer.{}.attention.self.query": "layers.{}.attention.query",
+        "encoder.layer.{}.attention.self.key": "layers.{}.attention.key",
+        "encoder.layer.{}.attention.self.value": "layers.{}.attention.value",
+        "encoder.layer.{}.attention.output.dense": "layers.{}.attention.output",
+        "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attention_norm",
+        "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.intermediate",
+        "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
+        "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
+    },
+}
+# The head sits outside the base model, so it never carries the family prefix.
+HEAD_TABLE = {"classifier": "classifier"}
+# Base-model tensors sit under this prefix in *ForTokenClassification checkpoints, and under
+# none in base-model checkpoints (e.g. sentence-transformers' all-MiniLM-L6-v2).
+PREFIXES = {"distilbert": "distilbert.", "bert": "bert."}
+# Old TensorFlow-era names of LayerNorm parameters.
+LEGACY_PARAM_NAMES = {"gamma": "weight", "beta": "bias"}
+# Tensors that are known and irrelevant to token classification; anything else unknown is an error.
+IGNORED_KEYS = re.compile(
+    r"(^|\.)(position_ids|token_type_ids)$"  # buffers some versions saved
+    r"|^(bert\.|distilbert\.)?pooler\."  # sentence-level pooler
+    r"|^(distilbert\.)?vocab_(transform|layer_norm|projector)\."  # DistilBERT MLM head
+    r"|^cls\."  # BERT MLM / NSP heads
+)
+
+
+def module_map(config: ModelConfig) -> dict[str, str]:
+    """Checkpoint module name (unprefixed) -> our module name, with block indices filled in."""
+    out: dict[str, str] = {}
+    for theirs, ours in KEY_TABLES[config.model_type].items():
+        if "{}" in theirs:
+            for i in range(config.num_layers):
+                out[theirs.format(i)] = ours.format(i)
+        else:
+            out[theirs] = ours
+    return out
+
+
+def our_key(checkpoint_key: str, modules: dict[str, str], prefix: str) -> str | None:
+    """Our parameter name for a checkpoint key, or None if the key has no place in the model."""
+    module, _, param = checkpoint_key.rpartition(".")
+    param = LEGACY_PARAM_NAMES.get(param, param)
+    if module in HEAD_TABLE:
+        return f"{HEAD_TABLE[module]}.{param}"
+    if module.startswith(prefix):
+        module = module[len(prefix) :]
+    return f"{modules[module]}.{param}" if module in modules else None
+
+
+def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
+    """All tensors of `model.safetensors`, or of the shards that `model.safetensors.index.json` lists."""
+    index = folder / "model.safetensors.index.json"
+    if (folder / "model.safetensors").is_file():
+        files = [folder / "model.safetensors"]
+    elif index.is_file():
+        try:
+            weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"cannot read the shard index {index}: {e}") from e
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+    elif (folder / "pytorch_model.bin").is_file():
+        raise CheckpointError(
+            f"{folder} has only pytorch_model.bin; minibert-ner reads safetensors only (a pickle "
+            "can run code when loaded). Convert it once: load it in transformers and call "
+            "save_pretrained(folder, safe_serialization=True)"
+        )
+    else:
+        raise CheckpointError(f"{folder} holds no model.safetensors (nor a sharded index)")
+
+    tensors: dict[str, torch.Tensor] = {}
+    for file in files:
+        if not file.is_file():
+            raise CheckpointError(f"weight file {file} is missing (listed in the shard index)")
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    tensors[key] = f.get_tensor(key)
+        except Exception as e:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(
+                f"{file} is not a readable safetensors file (truncated or corrupt?): {e}"
+            ) from e
+    return tensors
+
+
+def _fresh_head(config: ModelConfig) -> nn.Linear:
+    head = nn.Linear(config.hidden_size, config.num_labels)
+    nn.init.normal_(head.weight, std=config.initializer_range)
+    nn.init.zeros_(head.bias)
+    return head
+
+
+def state_dict_from_checkpoint(
+    tensors: dict[str, torch.Tensor], config: ModelConfig, expected: dict[str, torch.Size]
+) -> dict[str, torch.Tensor]:
+    """Rename checkpoint tensors to ours; raise naming every missing, unexpected or mis-shaped key.
+
+    `expected` is our parameter name -> shape (the classifier left out when it is to be fresh).
+    """
+    modules = module_map(config)
+    prefix = PREFIXES[config.model_type]
+    state: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for key, tensor in tensors.items():
+        if IGNORED_KEYS.search(key):
+            continue
+        ours = our_key(key, modules, prefix)
+        if ours is None or ours not in expected:
+            if ours is None or not ours.startswith("classifier."):
+                unexpected.append(key)
+            continue
+        if ours in state:
+            raise CheckpointError(f"checkpoint holds two tensors for {ours} (one is {key})")
+        state[ours] = tensor
+    missing = sorted(set(expected) - set(state))
+    wrong_shape = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k])}"
+        for k in sorted(state)
+        if state[k].shape != expected[k]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:10])}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} tensor(s): {', '.join(sorted(unexpected)[:10])}")
+    if wrong_shape:
+        problems.append(f"wrong shape: {'; '.join(wrong_shape[:10])}")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint does not fit the {config.model_type} model its config describes: "
+            + " | ".join(problems)
+        )
+    return state
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """torch.float32 or its name ("float32", "bfloat16", "bf16", "float16", "fp16")."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32, "fp32": torch.float32,
+        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    }  # fmt: skip
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
+    return names[dtype]
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    num_labels: int | None = None,
+    id2label: dict[int, str] | None = None,
+) -> TokenClassifier:
+    """Build the model a checkpoint's `config.json` describes and load its safetensors weights.
+
+    A checkpoint without a classifier (a base model) needs labels (`id2label` or `num_labels`) and
+    gets a fresh, randomly initialised head for fine-tuning; so does a classifier checkpoint whose
+    labels differ from the ones given. Every tensor is checked; the model is returned in eval mode.
+    """
+    folder = resolve_folder(name_or_path, revision=revision, token=token, files=WEIGHT_FILES)
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder} has no config.json; is it a model folder?")
+    config = ModelConfig.from_json_file(folder / "config.json")
+    tensors = read_safetensors(folder)
+
+    head_keys = [k for k in tensors if k.startswith("classifier.")]
+    if "classifier.weight" in tensors and not config.id2label:
+        # transformers would default to 2 labels; the head's shape knows better.
+        n = tensors["classifier.weight"].shape[0]
+        config.id2label = {i: f"LABEL_{i}" for i in range(n)}
+    if num_labels is not None and id2label is None:
+        id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+    fresh_head = False
+    if id2label is not None:
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        fresh_head = not head_keys or id2label != config.id2label
+        config.id2label = id2label
+        config.__post_init__()  # validate the new labels
+    elif not head_keys:
+        raise CheckpointError(
+            f"{name_or_path} is a base model without a classification head; pass id2label= "
+            "(or num_labels=) to load it with a fresh head for fine-tuning"
+        )
+
+    with torch.device("meta"):
+        model = TokenClassifier(config)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    if fresh_head:
+        expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
+    state = state_dict_from_checkpoint(tensors, config, expected)
+    model.load_state_dict(state, strict=False, assign=True)
+    if fresh_head:
+        model.classifier = _fresh_head(config)
+
+    torch_dtype = resolve_dtype(dtype)
+    # One dtype for the whole model; float32 unless asked (checkpoints may store fp16).
+    model.to(device=device or "cpu", dtype=torch_dtype or torch.float32)
+    return model.eval()
+
+
+def save_model(model: TokenClassifier, folder: str | Path) -> None:
+    """Write `config.json` and `model.safetensors`, named as `transformers` names them."""
+    config = model.config
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    ours_to_theirs = {ours: theirs for theirs, ours in module_map(config).items()}
+    prefix = PREFIXES[config.model_type]
+    tensors: dict[str, torch.Tensor] = {}
+    for key, tensor in model.state_dict().items():
+        module, _, param = key.rpartition(".")
+        name = (
+            f"{module}.{param}" if module in HEAD_TABLE else f"{prefix}{ours_to_theirs[module]}.{param}"
+        )
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    config.save(out)
+    # metadata format=pt: transformers refuses safetensors files without it.
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})

@@ -1,0 +1,170 @@
+"""Model configuration: one dataclass for DistilBERT and BERT, read from and written to `config.json`.
+
+The two families name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
+`num_hidden_layers`, ...). `FIELD_NAMES` below is the single table that translates between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SUPPORTED_MODEL_TYPES = ("distilbert", "bert")
+
+# Our field name -> the name that field has in each family's config.json.
+FIELD_NAMES: dict[str, dict[str, str]] = {
+    "distilbert": {
+        "vocab_size": "vocab_size",
+        "hidden_size": "dim",
+        "num_layers": "n_layers",
+        "num_heads": "n_heads",
+        "intermediate_size": "hidden_dim",
+        "activation": "activation",
+        "max_position_embeddings": "max_position_embeddings",
+        "sinusoidal_pos_embds": "sinusoidal_pos_embds",
+        "pad_token_id": "pad_token_id",
+        "hidden_dropout": "dropout",
+        "attention_dropout": "attention_dropout",
+        "classifier_dropout": "dropout",  # DistilBertForTokenClassification uses `dropout`
+        "initializer_range": "initializer_range",
+    },
+    "bert": {
+        "vocab_size": "vocab_size",
+        "hidden_size": "hidden_size",
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "intermediate_size": "intermediate_size",
+        "activation": "hidden_act",
+        "max_position_embeddings": "max_position_embeddings",
+        "type_vocab_size": "type_vocab_size",
+        "layer_norm_eps": "layer_norm_eps",
+        "pad_token_id": "pad_token_id",
+        "hidden_dropout": "hidden_dropout_prob",
+        "attention_dropout": "attention_probs_dropout_prob",
+        "classifier_dropout": "classifier_dropout",  # None means: use hidden_dropout_prob
+        "initializer_range": "initializer_range",
+    },
+}
+
+ARCHITECTURES = {
+    "distilbert": "DistilBertForTokenClassification",
+    "bert": "BertForTokenClassification",
+}
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of a DistilBERT or BERT token classifier (our names, one for both families)."""
+
+    model_type: str = "distilbert"  # "distilbert" or "bert": decides checkpoint key names
+    vocab_size: int = 28996  # rows of the word-embedding table
+    hidden_size: int = 768  # width of the residual stream (DistilBERT: dim)
+    num_layers: int = 6  # transformer blocks
+    num_heads: int = 12  # attention heads per block; hidden_size must divide evenly
+    intermediate_size: int = 3072  # width of the feed-forward hidden layer (DistilBERT: hidden_dim)
+    activation: str = "gelu"  # feed-forward non-linearity; "gelu" is the exact erf form
+    max_position_embeddings: int = 512  # rows of the learned position table = longest window
+    type_vocab_size: int = 0  # segment (token type) embeddings; 0 = none (DistilBERT)
+    sinusoidal_pos_embds: bool = False  # DistilBERT: how the position table was initialised
+    layer_norm_eps: float = 1e-12  # DistilBERT hard-codes 1e-12; BERT reads it from config
+    pad_token_id: int = 0  # id of [PAD]
+    hidden_dropout: float = 0.1  # dropout on embeddings and block outputs (training only)
+    attention_dropout: float = 0.1  # dropout on attention probabilities (training only)
+    classifier_dropout: float = 0.1  # dropout before the classification head (training only)
+    initializer_range: float = 0.02  # std of the normal init for fresh weights
+    id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
+
+    def __post_init__(self) -> None:
+        if self.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ConfigError(
+                f"model_type {self.model_type!r} is not supported; "
+                f"minibert-ner runs {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints"
+            )
+        if self.hidden_size % self.num_heads != 0:
+            raise ConfigError(
+                f"hidden size {self.hidden_size} is not divisible by the {self.num_heads} heads"
+            )
+        # Imported here: activations live with the model, and the model imports this module.
+        from .model import ACTIVATIONS
+
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"activation {self.activation!r} is not supported; "
+                f"choose one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ConfigError(f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in self.id2label.items()}
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        """Build from the contents of a Hugging Face `config.json`."""
+        model_type = raw.get("model_type")
+        if model_type not in FIELD_NAMES:
+            raise ConfigError(
+                f"config.json has model_type {model_type!r}; minibert-ner runs "
+                f"{' and '.join(SUPPORTED_MODEL_TYPES)} checkpoints only"
+            )
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise ConfigError(
+                f"position_embedding_type {raw['position_embedding_type']!r} is not supported "
+                "(only 'absolute' position embeddings are implemented)"
+            )
+        names = FIELD_NAMES[model_type]
+        values: dict[str, Any] = {"model_type": model_type}
+        for ours, theirs in names.items():
+            if raw.get(theirs) is not None:
+                values[ours] = raw[theirs]
+        if model_type == "bert":
+            values.setdefault("type_vocab_size", 2)
+            values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
+        id2label = raw.get("id2label") or {}
+        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
+        values["extra"] = {k: v for k, v in raw.items() if k not in known}
+        return cls(**values)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> ModelConfig:
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} does not hold a JSON object")
+        return cls.from_dict(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `config.json` contents in this family's own names, loadable by `transformers`."""
+        out: dict[str, Any] = dict(self.extra)
+        out.pop("transformers_version", None)
+        out["architectures"] = [ARCHITECTURES[self.model_type]]
+        out["model_type"] = self.model_type
+        for ours, theirs in FIELD_NAMES[self.model_type].items():
+            out[theirs] = getattr(self, ours)
+        if self.model_type == "distilbert":
+            out["dropout"] = self.hidden_dropout
+        out["id2label"] = {str(i): label for i, label in self.id2label.items()}
+        out["label2id"] = self.label2id
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", "utf-8")

@@ -1,0 +1,277 @@
+"""The whole model in one file: embeddings, self-attention, feed-forward, post-LN blocks, and the
+token-classification head shared by DistilBERT and BERT.
+
+Both families are the same post-LayerNorm encoder:
+
+    x = LN(word + [token_type] + position)                 # Embeddings
+    for each block:
+        x = LN(x + Attention(x))                            # Block.attention / attention_norm
+        x = LN(x + W2 act(W1 x))                            # Block.ffn / output_norm
+    logits = classifier(x)                                  # TokenClassifier.classifier
+
+The differences are small and explicit: BERT adds token-type embeddings and a dropout after the
+attention projection; DistilBERT has neither. Checkpoint key names are mapped onto these modules by
+the table in `checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+# config.json activation name -> module. "gelu" is the exact erf GELU the checkpoints were trained
+# with; the tanh approximation differs by up to 5e-4 and must not stand in for it.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+@dataclass
+class TokenClassifierOutput:
+    """What `TokenClassifier.forward` returns."""
+
+    logits: torch.Tensor  # (B, T, num_labels)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each block: (B, T, H)
+    attentions: tuple[torch.Tensor, ...] | None = None  # one per block: (B, nh, T, T)
+
+
+class Embeddings(nn.Module):
+    """Token + (segment) + position embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        H = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+        # DistilBERT has no segment embeddings; BERT has `type_vocab_size` of them.
+        self.token_type_embeddings = (
+            nn.Embedding(config.type_vocab_size, H) if config.type_vocab_size > 0 else None
+        )
+        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        T = input_ids.shape[1]
+        max_T = self.position_embeddings.num_embeddings
+        if T > max_T:
+            raise ValueError(
+                f"input has {T} tokens but the model knows only {max_T} positions; "
+                "split the text into windows (the NER pipeline does this for you)"
+            )
+        positions = torch.arange(T, device=input_ids.device)  # (T,): 0..T-1, no padding offset
+        x = self.word_embeddings(input_ids)  # (B, T, H)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(positions)  # (T, H) broadcast over B
+        return self.dropout(self.LayerNorm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention.
+
+    Two paths with the same numbers: `F.scaled_dot_product_attention` (fused, fast) and the
+    explicit softmax(QK^T / sqrt(d)) V, which also returns the attention probabilities.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        H = config.hidden_size
+        self.num_heads = config.num_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        self.output = nn.Linear(H, H)
+        self.dropout_p = config.attention_dropout
+        self.use_sdpa = True  # set False to always run the readable path
+
+    def forward(
+        self, x: torch.Tensor, mask_bias: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, H = x.shape
+        nh, hs = self.num_heads, self.head_size
+        q = self.query(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.key(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.value(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        dropout_p = self.dropout_p if self.training else 0.0
+
+        probs = None
+        if self.use_sdpa and not output_attentions:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias, dropout_p=dropout_p)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
+            if mask_bias is not None:
+                scores = scores + mask_bias  # (B, 1, 1, T) broadcast: padded keys -> very negative
+            probs = scores.softmax(dim=-1)  # (B, nh, T, T)
+            y = F.dropout(probs, dropout_p) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+        return self.output(y), probs
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: H -> intermediate -> H."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACTIVATIONS[config.activation]()
+        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.output(self.act(self.intermediate(x))))
+
+
+class Block(nn.Module):
+    """One post-LN transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attention = SelfAttention(config)
+        # BERT drops out the attention projection's output; DistilBERT does not.
+        p = config.hidden_dropout if config.model_type == "bert" else 0.0
+        self.attention_dropout = nn.Dropout(p)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, x: torch.Tensor, mask_bias: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, probs = self.attention(x, mask_bias, output_attentions)
+        x = self.attention_norm(x + self.attention_dropout(a))
+        x = self.output_norm(x + self.ffn(x))
+        return x, probs
+
+
+def attention_mask_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) 1/0 mask -> (B, 1, 1, T) additive bias: 0 for real keys, dtype's minimum for padding.
+
+    The most negative finite value rather than -inf, as the reference does: a row whose keys are
+    all padding then gets a uniform softmax instead of NaN. No mask at all keeps SDPA free to pick
+    its fastest kernel.
+    """
+    if attention_mask is None:
+        return None
+    keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+class TokenClassifier(nn.Module):
+    """A DistilBERT or BERT encoder with a linear token-classification head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> TokenClassifierOutput:
+        """Label scores for every token.
+
+        input_ids, attention_mask, token_type_ids: (B, T). Returns logits (B, T, num_labels) and,
+        when asked, the hidden states (embeddings output + every block, like `transformers`) and
+        each block's attention probabilities (B, nh, T, T).
+        """
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        mask_bias = attention_mask_bias(attention_mask, x.dtype)  # (B, 1, 1, T) or None
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for block in self.layers:
+            x, probs = block(x, mask_bias, output_attentions)
+            if hidden_states is not None:
+                hidden_states.append(x)
+            if attentions is not None:
+                attentions.append(probs)
+        logits = self.classifier(self.dropout(x))  # (B, T, num_labels)
+        return TokenClassifierOutput(
+            logits=logits,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+        )
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.config.id2label
+
+    @property
+    def device(self) -> torch.device:
+        return self.classifier.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.classifier.weight.dtype
+
+    def init_weights(self, module: nn.Module | None = None) -> None:
+        """Fresh weights as `transformers` initialises them: N(0, initializer_range), LN = 1/0."""
+        std = self.config.initializer_range
+        for m in (module or self).modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=std)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+                if m.padding_idx is not None:
+                    m.weight.data[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        num_labels: int | None = None,
+        id2label: dict[int, str] | None = None,
+    ) -> TokenClassifier:
+        """Load a checkpoint from a local folder or a hub id (see `checkpoint.load_model`)."""
+        from .checkpoint import load_model
+
+        return load_model(
+            name_or_path,
+            revision=revision,
+            token=token,
+            device=device,
+            dtype=dtype,
+            num_labels=num_labels,
+            id2label=id2label,
+        )
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write `config.json` and `model.safetensors` in the layout `transformers` reads."""
+        from .checkpoint import save_model
+
+        save_model(self, folder)
