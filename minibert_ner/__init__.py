@@ -20,4 +20,5 @@ __all__ = [
     "TokenClassifier",
     "TokenClassifierOutput",
     "Tokenizer",
+    "TokenizerError",
 ]

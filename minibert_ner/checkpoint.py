@@ -166,7 +166,9 @@ def state_dict_from_checkpoint(
     if missing:
         problems.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:10])}")
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensor(s): {', '.join(sorted(unexpected)[:10])}")
+        problems.append(
+            f"unexpected {len(unexpected)} tensor(s): {', '.join(sorted(unexpected)[:10])}"
+        )
     if wrong_shape:
         problems.append(f"wrong shape: {'; '.join(wrong_shape[:10])}")
     if problems:
@@ -259,7 +261,9 @@ def save_model(model: TokenClassifier, folder: str | Path) -> None:
     for key, tensor in model.state_dict().items():
         module, _, param = key.rpartition(".")
         name = (
-            f"{module}.{param}" if module in HEAD_TABLE else f"{prefix}{ours_to_theirs[module]}.{param}"
+            f"{module}.{param}"
+            if module in HEAD_TABLE
+            else f"{prefix}{ours_to_theirs[module]}.{param}"
         )
         tensors[name] = tensor.detach().to("cpu").contiguous()
     config.save(out)

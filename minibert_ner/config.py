@@ -99,7 +99,9 @@ class ModelConfig:
             )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ConfigError(f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}")
+            raise ConfigError(
+                f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}"
+            )
 
     @property
     def num_labels(self) -> int:

@@ -11,8 +11,18 @@ from pathlib import Path
 
 from .errors import ModelNotFoundError
 
-WEIGHT_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+WEIGHT_FILES = [
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*.safetensors",
+]
+TOKENIZER_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+]
 
 # "name" or "owner/name": letters, digits, '-', '_', '.'; what the hub accepts as a repo id.
 _REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")

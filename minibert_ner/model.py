@@ -122,7 +122,7 @@ class SelfAttention(nn.Module):
                 scores = scores + mask_bias  # (B, 1, 1, T) broadcast: padded keys -> very negative
             probs = scores.softmax(dim=-1)  # (B, nh, T, T)
             y = F.dropout(probs, dropout_p) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+        y = y.transpose(1, 2).reshape(B, T, nh * hs)  # heads side by side; nh*hs = H unless pruned
         return self.output(y), probs
 
 
@@ -162,7 +162,9 @@ class Block(nn.Module):
         return x, probs
 
 
-def attention_mask_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+def attention_mask_bias(
+    attention_mask: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor | None:
     """(B, T) 1/0 mask -> (B, 1, 1, T) additive bias: 0 for real keys, dtype's minimum for padding.
 
     The most negative finite value rather than -inf, as the reference does: a row whose keys are

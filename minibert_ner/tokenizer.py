@@ -41,7 +41,11 @@ def bert_wordpiece(
     special_tokens: dict[str, str] = SPECIAL_TOKENS,
 ) -> Backend:
     """The BERT WordPiece tokenizer, built as `transformers`' BertTokenizer builds it from vocab.txt."""
-    unk, cls, sep = special_tokens["unk_token"], special_tokens["cls_token"], special_tokens["sep_token"]
+    unk, cls, sep = (
+        special_tokens["unk_token"],
+        special_tokens["cls_token"],
+        special_tokens["sep_token"],
+    )
     for token in (unk, cls, sep):
         if token not in vocab:
             raise TokenizerError(f"vocabulary has no {token!r} token")
@@ -154,7 +158,9 @@ class Tokenizer:
             )
             if not ok:
                 kind = "lists of words (str)" if pretokenized else "str"
-                raise TypeError(f"input {i} is a {type(t).__name__}; expected all inputs to be {kind}")
+                raise TypeError(
+                    f"input {i} is a {type(t).__name__}; expected all inputs to be {kind}"
+                )
         try:
             return self.backend.encode_batch(list(texts), is_pretokenized=pretokenized)
         except Exception as e:

@@ -1,0 +1,171 @@
+"""Numerical parity with `transformers` on checkpoints it creates (random weights) and on the real
+all-MiniLM-L6-v2 weights. The measured max |diff| is printed (run with -s to see it)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minibert_ner import TokenClassifier, Tokenizer
+
+from .conftest import (
+    BERT_NER_LABELS,
+    DISTILBERT_NER_LABELS,
+    load_reference,
+    make_reference_checkpoint,
+)
+
+TOL = 1e-4
+
+
+def padded_batch(
+    vocab_size: int, lengths: list[int], seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids, padded to the longest length; the mask marks the real tokens."""
+    g = torch.Generator().manual_seed(seed)
+    T = max(lengths)
+    ids = torch.randint(
+        1000 if vocab_size > 2000 else 5, vocab_size, (len(lengths), T), generator=g
+    )
+    mask = torch.zeros(len(lengths), T, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    d = (a - b).abs()
+    if mask is not None:  # compare real tokens only: padded rows are never used
+        d = d[mask.bool()]
+    return d.max().item()
+
+
+CASES = [
+    # (id, model_type, size, labels, config overrides)
+    ("distilbert-published-shape", "distilbert", "published", DISTILBERT_NER_LABELS, {}),
+    ("distilbert-small", "distilbert", "small", DISTILBERT_NER_LABELS, {}),
+    (
+        "distilbert-sinusoidal",
+        "distilbert",
+        "small",
+        DISTILBERT_NER_LABELS,
+        {"sinusoidal_pos_embds": True},
+    ),
+    ("bert-base-shape", "bert", "published", BERT_NER_LABELS, {}),
+    ("bert-small", "bert", "small", BERT_NER_LABELS, {}),
+    ("bert-small-relu", "bert", "small", BERT_NER_LABELS, {"hidden_act": "relu"}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_parity_with_transformers(case, tmp_path) -> None:
+    name, model_type, size, labels, overrides = case
+    folder = make_reference_checkpoint(tmp_path, model_type, labels=labels, size=size, **overrides)
+    ref = load_reference(folder)
+    ours = TokenClassifier.from_pretrained(folder)
+    assert ours.id2label == dict(enumerate(labels))
+
+    ids, mask = padded_batch(ours.config.vocab_size, [37, 5, 20, 1 + 2])
+    with torch.inference_mode():
+        r = ref(
+            input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
+        )
+        o = ours(ids, mask, output_hidden_states=True, output_attentions=True)
+        fast = ours(ids, mask)  # SDPA path, no attentions asked
+
+    d_logits = max_diff(r.logits, o.logits, mask)
+    d_fast = max_diff(r.logits, fast.logits, mask)
+    d_hidden = max(
+        max_diff(a, b, mask) for a, b in zip(r.hidden_states, o.hidden_states, strict=True)
+    )
+    d_attn = max(max_diff(a, b) for a, b in zip(r.attentions, o.attentions, strict=True))
+    print(f"\n{name}: max|diff| logits {d_logits:.2e} (SDPA {d_fast:.2e}), "
+          f"hidden {d_hidden:.2e}, attentions {d_attn:.2e}")  # fmt: skip
+    assert len(o.hidden_states) == len(r.hidden_states) == ours.config.num_layers + 1
+    assert len(o.attentions) == ours.config.num_layers
+    assert d_logits <= TOL and d_fast <= TOL and d_hidden <= TOL and d_attn <= TOL
+    real = mask.bool()
+    assert torch.equal(r.logits.argmax(-1)[real], fast.logits.argmax(-1)[real])
+    assert not torch.isnan(fast.logits).any()  # padded rows too
+
+
+def test_batch_padding_does_not_change_results(tmp_path) -> None:
+    """A sentence gives the same logits alone and inside a padded batch."""
+    folder = make_reference_checkpoint(tmp_path, "bert")
+    model = TokenClassifier.from_pretrained(folder)
+    ids, mask = padded_batch(model.config.vocab_size, [30, 9])
+    with torch.inference_mode():
+        batched = model(ids, mask).logits
+        alone = model(ids[1:, :9]).logits
+    assert max_diff(batched[1, :9], alone[0]) <= 1e-5
+
+
+def test_base_model_load_needs_labels_and_gets_fresh_head(minilm) -> None:
+    with pytest.raises(Exception, match="base model without a classification head"):
+        TokenClassifier.from_pretrained(minilm)
+    model = TokenClassifier.from_pretrained(minilm, id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
+    assert model.classifier.weight.shape == (9, 384)
+    assert model.config.model_type == "bert" and model.config.num_layers == 6
+
+
+def test_real_minilm_hidden_states_equal_transformers(minilm) -> None:
+    """all-MiniLM-L6-v2's published weights: our encoder's last hidden state equals BertModel's."""
+    transformers = pytest.importorskip("transformers")
+    ref = transformers.BertModel.from_pretrained(minilm, attn_implementation="eager").eval()
+    ref_tok = transformers.AutoTokenizer.from_pretrained(minilm)
+    ours = TokenClassifier.from_pretrained(minilm, num_labels=2)
+    tok = Tokenizer.from_pretrained(minilm)
+    sentences = [
+        "My name is Wolfgang and I live in Berlin.",
+        "EU rejects German call to boycott British lamb.",
+        "Peter Blackburn",
+        "The European Commission said on Thursday it disagreed with German advice to consumers "
+        "to shun British lamb until scientists determine whether mad cow disease can be "
+        "transmitted to sheep.",
+    ]
+    batch = tok.to_tensors(tok.encode_batch(sentences))
+    ref_batch = ref_tok(sentences, padding=True, return_tensors="pt")
+    assert torch.equal(batch["input_ids"], ref_batch["input_ids"])
+    with torch.inference_mode():
+        r = ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        o = ours(**batch, output_hidden_states=True)
+    d = max_diff(r.last_hidden_state, o.hidden_states[-1], batch["attention_mask"])
+    print(f"\nall-MiniLM-L6-v2 last hidden state max|diff| {d:.2e}")
+    assert d <= TOL
+
+
+def test_save_pretrained_round_trip_loads_in_both_libraries(tmp_path) -> None:
+    folder = make_reference_checkpoint(tmp_path / "src", "distilbert")
+    ours = TokenClassifier.from_pretrained(folder)
+    ours.save_pretrained(tmp_path / "out")
+    again = TokenClassifier.from_pretrained(tmp_path / "out")
+    ref = load_reference(tmp_path / "out")
+    ids, mask = padded_batch(ours.config.vocab_size, [12, 7])
+    with torch.inference_mode():
+        a, b, c = (
+            ours(ids, mask).logits,
+            again(ids, mask).logits,
+            ref(input_ids=ids, attention_mask=mask).logits,
+        )
+    assert torch.equal(a, b)
+    assert max_diff(a, c, mask) <= TOL
+    assert ref.config.id2label == ours.id2label
+
+
+def test_dtype_and_device_options(tmp_path) -> None:
+    folder = make_reference_checkpoint(tmp_path, "distilbert")
+    model = TokenClassifier.from_pretrained(folder, dtype="bfloat16", device="cpu")
+    assert model.dtype == torch.bfloat16 and not model.training
+    ids, mask = padded_batch(model.config.vocab_size, [10, 4])
+    with torch.inference_mode():
+        logits = model(ids, mask).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+    with pytest.raises(ValueError, match="unknown dtype"):
+        TokenClassifier.from_pretrained(folder, dtype="float8")
+
+
+def test_too_long_input_is_a_clear_error(tmp_path) -> None:
+    folder = make_reference_checkpoint(tmp_path, "distilbert")
+    model = TokenClassifier.from_pretrained(folder)
+    with pytest.raises(ValueError, match="only 512 positions"):
+        model(torch.ones(1, 513, dtype=torch.long))

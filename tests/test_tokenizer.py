@@ -1,0 +1,121 @@
+"""Tokenizer parity with `transformers`' fast tokenizers: ids, offsets and word ids, on CoNLL
+sentences and hard text, from `tokenizer.json` and from `vocab.txt` alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from minibert_ner import Tokenizer, TokenizerError
+
+from .conftest import conll_sentences
+
+HARD_TEXTS = [
+    "",
+    " ",
+    "Crème brûlée at Café Müller in Zürich; Ångström, naïve, Øresund.",
+    "北京大学 and 東京 met 서울 officials in 上海.",
+    "Emoji 😀 next to names: Anna 👩‍🔬 Smith 🇫🇷",
+    "Control\tchars\x00 and \x07 bell \u200b zero-width \ufeff BOM\r\nnew line",
+    "Supercalifragilisticexpialidocious" * 5 + " " + "a" * 120,
+    "Jean-Baptiste O'Neill (U.S.A.) paid $3.5bn -- 'quoted' \"twice\" ...",
+    "ÉCOLE NORMALE SUPÉRIEURE Ǆemal İstanbul ß",
+    "\u0301 combining first, then e\u0301 and Ａｒａｂｉｃ ١٢٣ مرحبا עברית",
+]
+
+
+def texts() -> list[str]:
+    return [" ".join(words) for words in conll_sentences("test", limit=300)] + HARD_TEXTS
+
+
+def vocab_only_folder(src: Path, dst: Path, **config) -> Path:
+    """A checkpoint folder with vocab.txt + tokenizer_config.json only, as the dslim BERT models ship."""
+    dst.mkdir()
+    shutil.copy(src / "vocab.txt", dst / "vocab.txt")
+    base = {"tokenizer_class": "BertTokenizer", "model_max_length": 512}
+    (dst / "tokenizer_config.json").write_text(json.dumps(base | config))
+    return dst
+
+
+def assert_same_as_transformers(folder: Path, inputs: list, pretokenized: bool = False) -> int:
+    transformers = pytest.importorskip("transformers")
+    ref = transformers.AutoTokenizer.from_pretrained(folder)
+    ours = Tokenizer.from_pretrained(folder)
+    expected = ref(inputs, is_split_into_words=pretokenized, return_offsets_mapping=True)
+    got = ours.encode_batch(inputs)
+    for i, enc in enumerate(got):
+        assert enc.ids == expected["input_ids"][i], inputs[i]
+        assert enc.offsets == [tuple(o) for o in expected["offset_mapping"][i]], inputs[i]
+        assert enc.word_ids == expected.word_ids(i), inputs[i]
+        assert enc.tokens == ref.convert_ids_to_tokens(expected["input_ids"][i]), inputs[i]
+    return len(got)
+
+
+def test_tokenizer_json_matches_transformers(minilm) -> None:
+    n = assert_same_as_transformers(minilm, texts())
+    assert n == 300 + len(HARD_TEXTS)
+
+
+def test_pre_split_words_match_transformers(minilm) -> None:
+    words = conll_sentences("test", limit=100) + [["Crème", "brûlée"], ["😀"], ["a" * 150, "b"]]
+    assert_same_as_transformers(minilm, words, pretokenized=True)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"do_lower_case": True},
+        {"do_lower_case": False, "max_len": 512},  # dslim/bert-base-NER's tokenizer_config
+        {"do_lower_case": True, "strip_accents": False},
+        {"do_lower_case": False, "tokenize_chinese_chars": False},
+    ],
+    ids=["uncased", "cased-legacy-max_len", "lowercase-keep-accents", "no-chinese-split"],
+)
+def test_vocab_txt_only_matches_transformers(minilm, tmp_path, config) -> None:
+    folder = vocab_only_folder(minilm, tmp_path / "tok", **config)
+    assert not (folder / "tokenizer.json").exists()
+    assert_same_as_transformers(folder, texts())
+    assert Tokenizer.from_pretrained(folder).model_max_length == 512
+
+
+def test_decoding_tokens_matches_transformers(minilm) -> None:
+    transformers = pytest.importorskip("transformers")
+    ref = transformers.AutoTokenizer.from_pretrained(minilm)
+    ours = Tokenizer.from_pretrained(minilm)
+    for text in texts()[:50] + HARD_TEXTS:
+        tokens = ours.encode(text).tokens[1:-1]
+        assert ours.tokens_to_string(tokens) == ref.convert_tokens_to_string(tokens)
+
+
+def test_save_round_trip_loads_in_transformers(minilm, tmp_path) -> None:
+    folder = vocab_only_folder(minilm, tmp_path / "tok", do_lower_case=False, max_len=512)
+    Tokenizer.from_pretrained(folder).save(tmp_path / "saved")
+    assert_same_as_transformers(tmp_path / "saved", texts()[:50] + HARD_TEXTS)
+
+
+def test_no_truncation_and_padding(minilm) -> None:
+    tok = Tokenizer.from_pretrained(minilm)
+    long_text = "word " * 2000
+    assert len(tok.encode(long_text).ids) == 2002  # never cut: windows are the pipeline's job
+    batch = tok.to_tensors(tok.encode_batch(["a b c", "a"]))
+    assert batch["input_ids"].shape == (2, 5)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert batch["input_ids"][1, 3:].tolist() == [tok.pad_token_id] * 2
+
+
+def test_bad_input_and_files(minilm, tmp_path) -> None:
+    tok = Tokenizer.from_pretrained(minilm)
+    with pytest.raises(TokenizerError, match="lone surrogate at position 3"):
+        tok.encode("abc\ud800def")
+    with pytest.raises(TypeError, match="input 1 is a int"):
+        tok.encode_batch(["ok", 5])  # type: ignore[list-item]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TokenizerError, match="neither tokenizer.json nor vocab.txt"):
+        Tokenizer.from_pretrained(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "tokenizer.json").write_text("{not json")
+    with pytest.raises(TokenizerError, match="cannot read"):
+        Tokenizer.from_pretrained(tmp_path / "bad")
