@@ -7,6 +7,7 @@ The flow, one module each: text -> `tokenizer` -> `model` (weights via `checkpoi
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError, MiniBertError, ModelNotFoundError, TokenizerError
 from .model import TokenClassifier, TokenClassifierOutput
+from .pipeline import NERPipeline, pipeline
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -17,8 +18,10 @@ __all__ = [
     "MiniBertError",
     "ModelConfig",
     "ModelNotFoundError",
+    "NERPipeline",
     "TokenClassifier",
     "TokenClassifierOutput",
     "Tokenizer",
     "TokenizerError",
+    "pipeline",
 ]

@@ -253,6 +253,13 @@ def load_model(
 def save_model(model: TokenClassifier, folder: str | Path) -> None:
     """Write `config.json` and `model.safetensors`, named as `transformers` names them."""
     config = model.config
+    pruned = [i for i, b in enumerate(model.layers) if b.attention.num_heads != config.num_heads]
+    if pruned:
+        # Neither we nor transformers (5.x dropped `pruned_heads`) can load uneven head counts.
+        raise CheckpointError(
+            f"blocks {pruned} have pruned attention heads; a checkpoint needs the same number of "
+            "heads in every block, so save the model before pruning (or mask heads instead)"
+        )
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     ours_to_theirs = {ours: theirs for theirs, ours in module_map(config).items()}

@@ -21,6 +21,10 @@ from .errors import MiniBertError
 # subcommand name -> module under minibert_ner.commands; "label" is the default action.
 SUBCOMMANDS: dict[str, str] = {
     "label": "label",
+    "batch": "batch",
+    "inspect": "inspect",
+    "evaluate": "evaluate",
+    "train": "train",
 }
 
 

@@ -23,3 +23,25 @@ class ModelNotFoundError(MiniBertError, OSError):
 
 class TokenizerError(MiniBertError, ValueError):
     """Tokenizer files that are missing or unreadable."""
+
+
+class DataError(MiniBertError, ValueError):
+    """A data file (CoNLL) that is missing, unreadable or malformed; the message names file:line."""
+
+
+class InterventionError(MiniBertError, ValueError):
+    """An intervention on the model (mask, prune, skip, ...) naming a layer or head it lacks."""
+
+
+class MissingExtraError(MiniBertError, ImportError):
+    """An optional feature whose extra is not installed (figures need `minibert-ner[plot]`)."""
+
+
+class BatchError(MiniBertError, ValueError):
+    """A batch job that cannot run as asked: no input files, an input without the text column,
+    two inputs writing the same output, or an output folder written with other options."""
+
+
+class InputError(MiniBertError, ValueError):
+    """Input the NER pipeline or the command line cannot use: a bad option value, an unreadable
+    file, text that is not valid UTF-8 (the message names the line)."""

@@ -1,0 +1,67 @@
+"""Fine-tune a DistilBERT or BERT checkpoint for NER on CoNLL data (IOB1 or IOB2), evaluating on
+the valid split after each epoch and saving the best epoch's model (Hugging Face layout) to
+--output. Defaults follow the BERT paper: AdamW, lr 5e-5, batch 16, 3 epochs, 10% linear
+warm-up then linear decay, labels on each word's first subword."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..conll import read_conll
+from ..errors import InputError
+from ..train import TrainConfig, train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    parser.add_argument("--model", required=True, help="base checkpoint: folder or hub id")
+    parser.add_argument("--train", required=True, type=Path, help="CoNLL training file")
+    parser.add_argument("--valid", required=True, type=Path, help="CoNLL validation file")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the best model")
+    parser.add_argument("--overwrite", action="store_true", help="allow a non-empty --output")
+    options = [
+        ("--epochs", int, d.epochs, "passes over the training data"),
+        ("--lr", float, d.lr, "peak learning rate"),
+        ("--batch-size", int, d.batch_size, "sentences per step"),
+        ("--warmup-ratio", float, d.warmup_ratio, "fraction of the steps spent warming up"),
+        ("--weight-decay", float, d.weight_decay, "AdamW weight decay"),
+        ("--seed", int, d.seed, "seed of the fresh head, dropout and batch order"),
+        ("--eval-batch-size", int, d.eval_batch_size, "sentences per pass when scoring valid"),
+        ("--log-every", int, d.log_every, "steps between progress lines"),
+    ]
+    for flag, kind, default, text in options:
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        eval_batch_size=args.eval_batch_size,
+        log_every=args.log_every,
+    )
+    train_sentences, valid_sentences = read_conll(args.train), read_conll(args.valid)
+    output: Path = args.output
+    if output.is_file() or (output.is_dir() and any(output.iterdir()) and not args.overwrite):
+        raise InputError(f"{output} exists and is not an empty folder; pass --overwrite to replace")
+    try:  # now, not after the first epoch
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the output folder {output}: {e}") from e
+
+    result = train(args.model, train_sentences, valid_sentences, output, config, device=args.device)
+    best = result.best_valid
+    print(
+        f"best epoch {result.best_epoch}: valid precision {best['precision']:.4f} recall "
+        f"{best['recall']:.4f} f1 {best['f1']:.4f} accuracy {best['accuracy']:.4f}; "
+        f"{result.steps} steps in {result.train_seconds / 60:.1f} min; saved to {output}"
+    )
+    return 0

@@ -1,0 +1,33 @@
+"""Int8 dynamic quantization of the linear layers, for CPU speed at a small cost in exactness.
+
+`torch.ao.quantization.quantize_dynamic` is deprecated in current PyTorch; its replacement is
+`torchao` (`quantize_` with `Int8DynamicActivationInt8WeightConfig`): weights stored as int8 per
+channel, activations quantized per token at run time, int8 matmuls. It is an optional extra
+(`pip install minibert-ner[quant]`); the model itself is unchanged until a caller applies it.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .errors import MissingExtraError
+from .model import TokenClassifier
+
+
+def quantize_int8(model: TokenClassifier, *, include_classifier: bool = False) -> TokenClassifier:
+    """Quantize the encoder's linear layers to int8 in place (dynamic activations); returns model.
+
+    The classifier stays in float by default: it is tiny, and label scores are what we report.
+    """
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as e:
+        raise MissingExtraError(
+            "int8 quantization needs torchao: pip install 'minibert-ner[quant]'"
+        ) from e
+
+    def wanted(module: nn.Module, name: str) -> bool:
+        return isinstance(module, nn.Linear) and (include_classifier or name != "classifier")
+
+    quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=wanted)
+    return model

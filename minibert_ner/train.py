@@ -1,0 +1,323 @@
+"""Fine-tune a DistilBERT / BERT checkpoint for NER on CoNLL data, the BERT paper's recipe.
+
+    sentences --tokenize--> subword ids, a label on each word's FIRST subword (-100 elsewhere)
+    batches of similar length --model--> logits --cross-entropy--> AdamW step (linear warm-up,
+    then linear decay to 0)
+    after every epoch: label the valid split word by word, score it, keep the best model
+
+The recipe (Devlin et al. 2019, section 5.3 and appendix A.3): Adam with weight decay, learning
+rate one of 5e-5 / 3e-5 / 2e-5, batch 16 or 32, 2-4 epochs, the learning rate warmed up over the
+first 10% of steps (as the original BERT fine-tuning code does); the first subword of a word
+carries its label (the other subwords are ignored by the loss, index -100), which is also the
+rule the pipeline uses to label words. A base checkpoint (no head) gets a fresh head.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .conll import Sentence, entity_types
+from .errors import DataError, InputError
+from .hub import WEIGHT_FILES, resolve_folder
+from .metrics import Report, evaluate_pipeline
+from .model import TokenClassifier
+from .pipeline import NERPipeline, resolve_device
+from .tokenizer import Tokenizer
+
+IGNORE = -100  # label id the loss skips: special tokens, padding, non-first subwords
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a fine-tuning run; the defaults follow the BERT paper."""
+
+    epochs: int = 3
+    lr: float = 5e-5  # peak learning rate (BERT paper grid: 5e-5, 3e-5, 2e-5)
+    batch_size: int = 16  # sentences per step (BERT paper: 16 or 32)
+    warmup_ratio: float = 0.1  # fraction of steps with the learning rate rising linearly from 0
+    weight_decay: float = 0.01  # AdamW decay on weight matrices (not biases or LayerNorm)
+    max_grad_norm: float = 1.0  # clip the gradient norm (as transformers' Trainer does)
+    seed: int = 42
+    max_steps: int | None = None  # stop after this many steps (the schedule then spans them)
+    eval_batch_size: int = 64
+    log_every: int = 50  # steps between progress lines
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "max_steps"):
+            value = getattr(self, name)
+            if not (value is None and name == "max_steps") and (
+                not isinstance(value, int) or value < 1
+            ):
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not self.lr > 0:
+            raise InputError(f"lr must be above 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not self.weight_decay >= 0:
+            raise InputError(f"weight_decay must be at least 0, got {self.weight_decay}")
+
+
+@dataclass
+class Example:
+    """One sentence ready for the model: token ids and a label id per token (IGNORE = no label)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns (and writes to `output/training.json`)."""
+
+    best_epoch: int
+    best_valid: dict
+    history: list[dict] = field(default_factory=list)  # one entry per epoch
+    train_seconds: float = 0.0
+    steps: int = 0
+
+
+def label_list(types: Sequence[str]) -> list[str]:
+    """The IOB2 label set for entity types: O, then B-/I- of each type in order."""
+    return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
+
+
+def encode_sentences(
+    tokenizer: Tokenizer, sentences: Sequence[Sentence], label2id: dict[str, int], max_tokens: int
+) -> list[Example]:
+    """Tokenize pre-split words; the first subword of each word gets its label id.
+
+    A sentence longer than `max_tokens` subwords is split (at a word boundary) until its parts
+    fit, so nothing is truncated.
+    """
+    examples: list[Example] = []
+    pending = [(s.words, s.labels, s.line) for s in sentences]
+    while pending:
+        encodings = tokenizer.encode_batch([words for words, _, _ in pending])
+        too_long = []
+        for (words, labels, line), enc in zip(pending, encodings, strict=True):
+            if len(enc.ids) > max_tokens:
+                if len(words) == 1:
+                    raise DataError(f"line {line}: one word makes {len(enc.ids)} subwords")
+                half = len(words) // 2
+                too_long += [
+                    (words[:half], labels[:half], line),
+                    (words[half:], labels[half:], line),
+                ]
+                continue
+            label_ids, previous = [], None
+            for word in enc.word_ids:
+                first = word is not None and word != previous
+                label_ids.append(label2id[labels[word]] if first else IGNORE)
+                previous = word
+            examples.append(Example(list(enc.ids), label_ids))
+        pending = too_long
+    return examples
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of indices whose members have similar lengths, in random order.
+
+    Shuffle, sort within pools of 50 batches, cut, shuffle the batches: padding (wasted compute)
+    drops several-fold on CPU, and the order is still random from epoch to epoch.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(
+    examples: Sequence[Example], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad to the longest: input_ids, attention_mask, labels, each (B, T)."""
+    T = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), T), dtype=torch.long)
+    labels = torch.full((len(examples), T), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        mask[i, :n] = 1
+        labels[i, :n] = torch.tensor(e.labels)
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def token_loss(
+    model: TokenClassifier, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy averaged over the labelled tokens (first subwords) of a (B, T) batch."""
+    logits = model(input_ids, attention_mask=mask).logits  # (B, T, L)
+    # float32 for the softmax even under bf16 autocast; IGNORE positions do not count.
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight matrices and embeddings decay, biases and LayerNorm parameters do not."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: 0 -> 1 over the warm-up, then 1 -> 0 at the last step."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def load_for_training(
+    name_or_path: str | Path, labels: list[str], device: torch.device
+) -> TokenClassifier:
+    """The model to fine-tune: keep its head if it already predicts exactly these labels (in its
+    own order), else a fresh head for `labels`."""
+    folder = resolve_folder(name_or_path, files=WEIGHT_FILES)
+    config = ModelConfig.from_json_file(folder / "config.json")
+    if sorted(config.id2label.values()) == sorted(labels):
+        return TokenClassifier.from_pretrained(folder, device=device)
+    return TokenClassifier.from_pretrained(folder, device=device, id2label=dict(enumerate(labels)))
+
+
+def train(
+    model_name: str | Path,
+    train_sentences: Sequence[Sentence],
+    valid_sentences: Sequence[Sentence],
+    output: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Fine-tune `model_name` (folder or hub id) on `train_sentences`, score `valid_sentences`
+    after each epoch, and save the best epoch's model and tokenizer to `output` (Hugging Face
+    layout: `transformers` and `TokenClassifier.from_pretrained` both load it)."""
+    config = config or TrainConfig()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    device = resolve_device(device)
+    output = Path(output)
+    if not train_sentences or not valid_sentences:
+        raise DataError("training needs at least one train and one valid sentence")
+    unknown = set(entity_types(valid_sentences)) - set(entity_types(train_sentences))
+    if unknown:
+        raise DataError(f"valid has entity types that train lacks: {', '.join(sorted(unknown))}")
+
+    # Seed everything that draws random numbers: the fresh head, dropout, the batch order.
+    torch.manual_seed(config.seed)
+    model = load_for_training(model_name, label_list(entity_types(train_sentences)), device)
+    tokenizer = Tokenizer.from_pretrained(model_name)
+    max_tokens = min(model.config.max_position_embeddings, tokenizer.model_max_length or 10**9)
+    examples = encode_sentences(tokenizer, train_sentences, model.config.label2id, max_tokens)
+    lengths = [len(e.input_ids) for e in examples]
+
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = make_optimizer(model, config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(round(config.warmup_ratio * total_steps), total_steps)
+    )
+    # bf16 autocast on CUDA: matmuls in bfloat16, weights and optimizer state stay float32.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    log(
+        f"training {model_name} on {len(examples)} sentences ({sum(lengths)} tokens) on {device}: "
+        f"{config.epochs} epochs x {steps_per_epoch} steps of {config.batch_size}, "
+        f"lr {config.lr}, {total_steps} steps"
+    )
+
+    rng = random.Random(config.seed)
+    result = TrainResult(best_epoch=0, best_valid={})
+    best_f1 = -1.0
+    step, start = 0, time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        if step >= total_steps:
+            break
+        model.train()
+        losses, tokens, t0 = [], 0, time.perf_counter()
+        for batch in length_batches(lengths, config.batch_size, rng):
+            input_ids, mask, labels = collate(
+                [examples[i] for i in batch], tokenizer.pad_token_id, device
+            )
+            with autocast:
+                loss = token_loss(model, input_ids, mask, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            losses.append(loss.item())
+            tokens += int(mask.sum())
+            if step % config.log_every == 0 or step == total_steps:
+                recent = losses[-config.log_every :]
+                minutes_left = (total_steps - step) * (time.perf_counter() - start) / step / 60
+                log(
+                    f"epoch {epoch} step {step}/{total_steps} loss {sum(recent) / len(recent):.4f} "
+                    f"lr {schedule.get_last_lr()[0]:.2e} "
+                    f"{tokens / (time.perf_counter() - t0):.0f} tok/s, {minutes_left:.1f} min left"
+                )
+            if step >= total_steps:
+                break
+
+        report = evaluate_model(model, tokenizer, valid_sentences, config.eval_batch_size)
+        entry = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": sum(losses) / len(losses),
+            "seconds": time.perf_counter() - t0,
+            "valid": report.to_dict(),
+        }
+        result.history.append(entry)
+        improved = report.f1 > best_f1
+        log(
+            f"epoch {epoch}: train loss {entry['train_loss']:.4f}, valid P {report.precision:.4f} "
+            f"R {report.recall:.4f} F1 {report.f1:.4f} acc {report.accuracy:.4f}"
+            + (" (best so far: saved)" if improved else "")
+        )
+        if improved:
+            best_f1 = report.f1
+            result.best_epoch, result.best_valid = epoch, report.to_dict()
+            model.save_pretrained(output)
+            tokenizer.save(output)
+
+    result.train_seconds = time.perf_counter() - start
+    result.steps = step
+    record = {
+        "model": str(model_name),
+        "config": asdict(config),
+        "device": str(device),
+        **asdict(result),
+    }
+    (output / "training.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    return result
+
+
+def evaluate_model(
+    model: TokenClassifier, tokenizer: Tokenizer, sentences: Sequence[Sentence], batch_size: int
+) -> Report:
+    """Score an in-memory model on sentences through the NER pipeline's word labelling (which
+    switches the model to eval mode for the call and back afterwards)."""
+    return evaluate_pipeline(NERPipeline(model, tokenizer, batch_size=batch_size), sentences)

