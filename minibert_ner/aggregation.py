@@ -66,7 +66,7 @@ class LabelScheme:
 class TokenPredictions:
     """One text's tokens (special tokens removed) and what the model predicted for each."""
 
-    words: list[str]  # token strings; [UNK] replaced by the text it stands for
+    tokens: list[str]  # token strings; [UNK] replaced by the text it stands for
     starts: list[int]  # character offsets into the text
     ends: list[int]
     index: list[int]  # position in the model input, [CLS] counting as 0
@@ -83,7 +83,7 @@ def gather_tokens(
     special: Sequence[int],
     ids: Sequence[int],
     labels: Sequence[int],
-    scores: Sequence[float] | None,
+    scores: Sequence[float],
     probs: Sequence[list[float]] | None,
     *,
     first_index: int,
@@ -107,13 +107,13 @@ def gather_tokens(
             subword = start > 0 and " " not in text[start - 1 : start + 1]
         if token_id == unk_id:
             token, subword = text[start:end], False
-        out.words.append(token)
+        out.tokens.append(token)
         out.starts.append(start)
         out.ends.append(end)
         out.index.append(first_index + i)
         out.subword.append(subword)
         out.labels.append(labels[i])
-        out.scores.append(scores[i] if scores is not None else 0.0)
+        out.scores.append(scores[i])
         if probs is not None:
             out.probs.append(probs[i])
     return out
@@ -130,7 +130,7 @@ class Units:
 
 def word_units(p: TokenPredictions, strategy: str) -> Units:
     """Rule 2: one label per word, chosen by `strategy` ("first", "average" or "max")."""
-    n = len(p.words)
+    n = len(p.tokens)
     bounds = [i for i in range(n) if i == 0 or not p.subword[i]] + [n]
     units = Units([], [], [])
     for s, e in pairwise(bounds):
@@ -178,9 +178,9 @@ def group_units(
         if name not in ignore_labels:
             spans = units.spans[first:u]
             if words_are_tokens:
-                strings = [p.words[s] for s, _ in spans]
+                strings = [p.tokens[s] for s, _ in spans]
             else:
-                strings = [decode(p.words[s:e]) for s, e in spans]
+                strings = [decode(p.tokens[s:e]) for s, e in spans]
             entities.append(
                 {
                     "entity_group": name,
@@ -213,12 +213,12 @@ def aggregate(
                 "end": end,
             }  # fmt: skip
             for label, score, index, word, start, end in zip(
-                p.labels, p.scores, p.index, p.words, p.starts, p.ends, strict=True
+                p.labels, p.scores, p.index, p.tokens, p.starts, p.ends, strict=True
             )
             if scheme.names[label] not in ignore_labels
         ]
     if strategy == "simple":
-        units = Units(p.labels, p.scores, [(i, i + 1) for i in range(len(p.words))])
+        units = Units(p.labels, p.scores, [(i, i + 1) for i in range(len(p.tokens))])
         return group_units(p, units, scheme, ignore_labels, decode, words_are_tokens=True)
     units = word_units(p, strategy)
     return group_units(p, units, scheme, ignore_labels, decode, words_are_tokens=False)

@@ -161,6 +161,7 @@ def errors() -> list[tuple[list[str], bytes, str]]:
         (["--model", "{missing}", "text"], b"", "no folder"),
         (["--format", "conll", "--aggregation", "max", "text"], b"", "does not apply"),
         (["--file", "{bad_utf8}", "text"], b"", "not both"),
+        (["fine", "bad \udcff"], b"", "argument 2 is not valid UTF-8"),  # argv byte 0xff
         (["--batch-size", "0", "text"], b"", "must be at least 1"),  # argparse: usage first
         (["--aggregation", "best", "text"], b"", "invalid choice"),
     ]

@@ -10,6 +10,7 @@ five aggregation strategies: the same entities, labels, spans and `word` strings
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -134,7 +135,12 @@ def test_entities_match_transformers(case, tmp_path, cased_tokenizer) -> None:
 def test_ignore_labels_and_pre_split_words_match_transformers(tmp_path, cased_tokenizer) -> None:
     folder = make_ner_checkpoint(tmp_path / "model", "bert", tokenizer_from=cased_tokenizer,
                                  labels=BERT_NER_LABELS)  # fmt: skip
+    # The tokenizer as dslim/bert-base-NER ships it: vocab.txt and a legacy tokenizer_config.
+    (folder / "tokenizer.json").unlink()
+    config = {"do_lower_case": False, "max_len": 512, "tokenizer_class": "BertTokenizer"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
     ours, theirs = minibert_ner.pipeline(folder), reference_pipeline(folder)
+    assert ours.window_size == 512
     texts = parity_texts(60)
     n = 0
     for ignore in ([], ["O", "PER", "B-MISC"]):
