@@ -32,6 +32,7 @@ from .checkpoint import resolve_dtype
 from .compile import LENGTH_BUCKET, compile_model
 from .errors import InputError, MiniBertError
 from .model import TokenClassifier
+from .quantize import QUANTIZATIONS, quantize_int8
 from .tokenizer import Tokenizer
 from .windows import plan_windows
 
@@ -436,6 +437,7 @@ def pipeline(
     ignore_labels: Sequence[str] = ("O",),
     compile: bool = False,
     max_length: int | None = None,
+    quantize: str | None = None,
     revision: str | None = None,
     token: str | bool | None = None,
 ) -> NERPipeline:
@@ -455,9 +457,13 @@ def pipeline(
     compile: run the model through torch.compile (lengths padded to multiples of 64).
     max_length: tokens per window, special tokens included; default: the model's positions
         (and the tokenizer's model_max_length if smaller).
+    quantize: None (exact), or "int8": int8 dynamic quantization of the encoder's linear layers
+        (torchao; faster on CPU, labels agree with float32 on most tokens; see quantize.py).
     revision, token: for hub ids: a branch/tag/commit, and an access token for private models.
     """
     check_strategy(aggregation_strategy)  # fail before a slow load
+    if quantize not in QUANTIZATIONS:
+        raise InputError(f"unknown quantize={quantize!r}; use None or one of {QUANTIZATIONS[1:]}")
     try:
         torch_dtype = resolve_dtype(dtype)
     except ValueError as e:
@@ -476,6 +482,8 @@ def pipeline(
         )
     if not isinstance(tokenizer, Tokenizer):
         tokenizer = Tokenizer.from_pretrained(tokenizer, revision=revision, token=token)
+    if quantize == "int8":
+        model = quantize_int8(model)  # at the call site, like compile: the model class is unchanged
     return NERPipeline(
         model,
         tokenizer,

