@@ -202,3 +202,22 @@ def test_errors_are_one_line_and_non_zero(
     if message in ("line 3: not valid UTF-8", "not in the local Hugging Face cache"):
         r = cli(*args, stdin=stdin)  # and the real console script says the same
         assert r.returncode == 2 and r.stderr.decode().strip().splitlines() == lines
+
+
+def test_quantize_is_a_label_option() -> None:
+    from minibert_ner.cli import build_parser
+    from minibert_ner.commands.options import pipeline_kwargs
+
+    parser, _ = build_parser("label")
+    args = parser.parse_args(["--quantize", "int8", "text"])
+    assert pipeline_kwargs(args)["quantize"] == "int8"
+    assert pipeline_kwargs(parser.parse_args(["text"]))["quantize"] is None  # exact by default
+
+
+def test_evaluate_checks_its_batch_size(tmp_path, monkeypatch, capsys) -> None:
+    args = ["evaluate", "--model", "unused", "--data", str(tmp_path / "unused.conll")]
+    code, lines = run_in_process([*args, "--batch-size", "0"], b"", monkeypatch, capsys)
+    assert code == 2, lines
+    assert lines[0].startswith("usage:"), lines  # argparse shows usage first, then one line
+    error = "minibert-ner evaluate: error: argument --batch-size: must be at least 1, got 0"
+    assert lines[-1] == error, lines

@@ -13,24 +13,19 @@ from ..errors import InputError
 from ..metrics import evaluate_pipeline
 from ..pipeline import pipeline
 from ..progress import Progress
+from .options import add_pipeline_arguments, pipeline_kwargs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--data", required=True, type=Path, help="CoNLL file to score on")
     parser.add_argument("--json", type=Path, metavar="REPORT.json", help="write the report here")
-    parser.add_argument(
-        "--batch-size", type=int, default=32, help="sentences per forward pass (default: 32)"
-    )
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    model = parser.add_argument_group("model (options as in the label command)")
+    add_pipeline_arguments(model, model_required=True, aggregation=False)  # words, not entities
 
 
 def run(args: argparse.Namespace) -> int:
     sentences = read_conll(args.data)
-    ner = pipeline(
-        model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size
-    )
+    ner = pipeline(args.model, **pipeline_kwargs(args))
     with Progress(total=len(sentences), unit="sentences") as bar:
         report = evaluate_pipeline(ner, sentences, progress=lambda n: bar.update(count=n, amount=n))
     print(f"{args.model} on {args.data} ({report.sentences} sentences, {report.words} words)\n")

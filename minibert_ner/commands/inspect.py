@@ -12,13 +12,14 @@ from ..lens import inspect_text
 from ..model import ACTIVATIONS, TokenClassifier
 from ..pipeline import resolve_device
 from ..tokenizer import Tokenizer
+from .options import add_device_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the text to inspect (one sentence reads best)")
     parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--out", metavar="DIR", help="write PNG figures into this folder")
-    parser.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available)")
+    add_device_argument(parser)
     parser.add_argument(
         "--mask-head",
         action="append",

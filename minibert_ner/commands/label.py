@@ -24,35 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-from ..aggregation import STRATEGIES
 from ..errors import InputError
-from ..pipeline import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MODEL,
-    DEFAULT_STRIDE,
-    pipeline,
-)
+from ..pipeline import pipeline
 from ..progress import Progress
+from .options import add_pipeline_arguments, pipeline_kwargs
 
 FORMATS = ("json", "jsonl", "table", "conll")
 CHUNK_LINES = 2048  # lines labelled together: sorted by length within a chunk, then written
 CHUNK_CHARS = 1 << 22  # ... or fewer lines once they hold this many characters
-
-
-def _int_at_least(low: int):
-    """argparse type: an integer >= low."""
-
-    def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-        if n < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {n}")
-        return n
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,51 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the whole file (or stdin) is one text; long text runs as overlapping windows",
     )
     parser.add_argument(
-        "-m",
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"hub id or local folder (default {DEFAULT_MODEL})",
-    )
-    parser.add_argument(
-        "-a",
-        "--aggregation",
-        choices=STRATEGIES,
-        type=str.lower,
-        help="how tokens become entities, as in transformers (default simple)",
-    )
-    parser.add_argument(
         "--format",
         choices=FORMATS,
         help="output format (default: table on a terminal, jsonl otherwise)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=_int_at_least(1),
-        default=DEFAULT_BATCH_SIZE,
-        help=f"texts or windows per forward pass, at most (default {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
-        "--max-batch-tokens",
-        type=_int_at_least(1),
-        default=DEFAULT_MAX_BATCH_TOKENS,
-        help=f"padded tokens per forward pass, at most (default {DEFAULT_MAX_BATCH_TOKENS})",
-    )
-    parser.add_argument(
-        "--stride",
-        type=_int_at_least(0),
-        default=DEFAULT_STRIDE,
-        help="tokens that neighbouring windows over long text share, at least; at most half a "
-        f"window (default {DEFAULT_STRIDE})",
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available)")
-    parser.add_argument(
-        "--dtype",
-        choices=("float32", "bfloat16", "float16"),
-        help="weights' dtype (default float32)",
-    )
-    parser.add_argument(
-        "--compile", action="store_true", help="run the model through torch.compile"
-    )
+    add_pipeline_arguments(parser, model_required=False)
 
 
 @dataclass
@@ -253,16 +192,7 @@ def run(args: argparse.Namespace) -> int:
             "--format conll labels each word by its first token; --aggregation does not apply"
         )
     chunks, total = open_input(args)  # bad files fail here, before the model loads
-    ner = pipeline(
-        args.model,
-        aggregation_strategy=args.aggregation or "simple",
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        stride=args.stride,
-        compile=args.compile,
-    )
+    ner = pipeline(args.model, **pipeline_kwargs(args))
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(encoding="utf-8")  # JSON is UTF-8, whatever the locale says
     writer = Writer(fmt, sys.stdout)

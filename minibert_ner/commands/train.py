@@ -11,6 +11,7 @@ from pathlib import Path
 from ..conll import read_conll
 from ..errors import InputError
 from ..train import TrainConfig, train
+from .options import add_device_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, kind, default, text in options:
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
