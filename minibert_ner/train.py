@@ -125,7 +125,9 @@ def encode_sentences(
     return examples
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+def shuffled_length_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
     """Batches of indices whose members have similar lengths, in random order.
 
     Shuffle, sort within pools of 50 batches, cut, shuffle the batches: padding (wasted compute)
@@ -257,7 +259,7 @@ def train(
             break
         model.train()
         losses, tokens, t0 = [], 0, time.perf_counter()
-        for batch in length_batches(lengths, config.batch_size, rng):
+        for batch in shuffled_length_batches(lengths, config.batch_size, rng):
             input_ids, mask, labels = collate(
                 [examples[i] for i in batch], tokenizer.pad_token_id, device
             )

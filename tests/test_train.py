@@ -22,9 +22,9 @@ from minibert_ner.train import (
     collate,
     encode_sentences,
     label_list,
-    length_batches,
     linear_schedule,
     load_for_training,
+    shuffled_length_batches,
     token_loss,
     train,
 )
@@ -140,10 +140,10 @@ def test_long_sentences_are_split_not_truncated(minilm):
 
 def test_length_batches_cover_every_example_once():
     lengths = [random.Random(0).randint(3, 60) for _ in range(1000)]
-    batches = length_batches(lengths, 16, random.Random(1))
+    batches = shuffled_length_batches(lengths, 16, random.Random(1))
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert all(len(b) <= 16 for b in batches)
-    assert batches != length_batches(lengths, 16, random.Random(2))
+    assert batches != shuffled_length_batches(lengths, 16, random.Random(2))
 
 
 def test_linear_schedule():
