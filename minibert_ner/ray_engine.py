@@ -10,8 +10,8 @@ On any dataset with a text column:
 
 `tag_dataset` is `ds.map_batches(EntityTagger, ...)` with the actor resources filled in; use
 `EntityTagger` directly for other settings. `minibert-ner batch --engine ray` runs the batch
-command's reader and writer (`batch.py`) around it, so its files, resume and error accounting
-are those of the local engine.
+command's reader and writer (`corpus.py`) and job (`batch.py`) around it, so its files, resume
+and error accounting are those of the local engine.
 
 Ray (and pyarrow) come with the optional extra: pip install 'minibert-ner[ray]'. Workers import
 minibert_ner and load the model themselves: on a cluster both must be reachable from every node
@@ -27,7 +27,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .batch import RECORDS_PER_CHUNK, FileJob, Record, Result, read_records
+from .batch import RECORDS_PER_CHUNK, FileJob, Result
+from .corpus import Record, read_records
 from .errors import BatchError, MissingExtraError
 
 

@@ -1,5 +1,5 @@
-"""Batch NER (`batch.py`, `ray_engine.py`, `minibert-ner batch`): readers and their bad-record
-reasons, output planning, resume, and the Ray engine against the in-process pipeline."""
+"""Batch NER (`corpus.py`, `batch.py`, `ray_engine.py`, `minibert-ner batch`): readers and their
+bad-record reasons, output planning, resume, and the Ray engine against the in-process pipeline."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from minibert_ner import batch
-from minibert_ner.batch import Manifest, find_inputs, plan_jobs, read_records, run_batch
+from minibert_ner import batch, corpus
+from minibert_ner.batch import Manifest, plan_jobs, run_batch
 from minibert_ner.cli import main
+from minibert_ner.corpus import find_inputs, read_records
 from minibert_ner.errors import BatchError, MissingExtraError
 
 from .conftest import conll_sentences
@@ -150,9 +151,9 @@ def test_parquet_rows_and_column_checks(tmp_path):
         "id 'doc' is null",
     ]
     with pytest.raises(BatchError, match=r"no column 'text' \(columns: body, doc, n\)"):
-        batch.check_input(path)
+        corpus.check_input(path)
     with pytest.raises(BatchError, match="column 'n' holds int64, not text"):
-        batch.check_input(path, text_column="n")
+        corpus.check_input(path, text_column="n")
 
 
 def test_missing_pyarrow_is_named(tmp_path, monkeypatch):
