@@ -38,6 +38,19 @@ from itertools import pairwise
 STRATEGIES = ("none", "simple", "first", "average", "max")
 WORD_STRATEGIES = ("first", "average", "max")
 
+# The fields of one entity dict, in order, with their Python types, as `aggregate` returns them:
+# "none" gives one dict per token, every other strategy one per group. Writers that declare a
+# schema (Parquet output, Ray's Arrow blocks) take it from here.
+TOKEN_FIELDS = (("entity", str), ("score", float), ("index", int), ("word", str),
+                ("start", int), ("end", int))  # fmt: skip
+GROUP_FIELDS = (("entity_group", str), ("score", float), ("word", str), ("start", int),
+                ("end", int))  # fmt: skip
+
+
+def entity_fields(strategy: str) -> tuple[tuple[str, type], ...]:
+    """The fields of the entity dicts that `strategy` gives (TOKEN_FIELDS or GROUP_FIELDS)."""
+    return TOKEN_FIELDS if strategy == "none" else GROUP_FIELDS
+
 
 @dataclass(frozen=True)
 class LabelScheme:

@@ -6,7 +6,7 @@
 
 Each subcommand lives in its own module under `commands/`, exposing `add_arguments(parser)` and
 `run(args) -> int`. Errors we raise on purpose (`MiniBertError`, bad files) end as one line on
-stderr and a non-zero exit code, never a traceback.
+stderr and the error's exit status (2 for bad input), never a traceback; Ctrl-C ends with 130.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(parsed) or 0)
     except MiniBertError as e:
         print(f"minibert-ner: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_status
     except KeyboardInterrupt:
         return 130
 

@@ -11,8 +11,12 @@ Records are numbered by `line` (1-based, as editors count) in text and JSONL fil
 A record that cannot be labelled (invalid UTF-8, not JSON, no text field, text not a string, ...)
 carries the reason instead of a text, so that it can be reported rather than dropped.
 
+Reading stops at a given size (`read_records(size=)`): the size the job stamped the file with
+before reading it, so that lines appended while it runs are left for the next run, not half read.
+
 Writing: `JsonlWriter` and `ParquetWriter` (`OUTPUT_FORMATS`) write records to `<name>.tmp` and
 rename it to `<name>` when complete (`publish`), so a file under its final name is always whole.
+Parquet columns have declared types (`ParquetWriter`), never types guessed from the first rows.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from .aggregation import entity_fields
 from .errors import BatchError, MissingExtraError
 
 # Input file suffix -> how its records are read.
@@ -57,30 +62,52 @@ class Record:
     """One input record: where it is, and its text or the reason it has none."""
 
     key: dict[str, Any]  # {"line": 3} or {"row": 2}, plus {"id": ...} when an id column is named
-    text: str | None = None  # None for a bad record (and once labelled by Ray: not sent back)
+    text: str | None = None  # None for a bad record
     error: str | None = None  # why the record cannot be labelled; None for a good record
 
 
-def find_inputs(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
+def find_inputs(
+    patterns: str | Path | Sequence[str | Path], *, exclude: str | Path | None = None
+) -> list[Path]:
     """The input files named by paths, folders (their files with a known suffix, recursively) or
-    glob patterns (`corpus/*.jsonl`, `data/**/*.parquet`), sorted and without duplicates."""
+    glob patterns (`corpus/*.jsonl`, `data/**/*.parquet`), as absolute paths with links resolved
+    (a file is what it is, however it was named), sorted and without duplicates.
+
+    Files inside the folder `exclude` (the job's output folder) are never inputs: a folder or glob
+    that reaches into it leaves them out, and naming one of them is an error.
+    """
     if isinstance(patterns, (str, Path)):
         patterns = [patterns]
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: dict[Path, None] = {}  # insertion-ordered set
     for pattern in patterns:
         path = Path(pattern).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in INPUT_FORMATS and p.is_file())
+            files = [p.resolve() for p in files]
+            if skip is not None:
+                files = [p for p in files if not p.is_relative_to(skip)]
             if not files:
-                raise BatchError(f"folder {path} holds no {_suffixes()} files")
+                outside = f" outside the output folder {skip}" if skip else ""
+                raise BatchError(f"folder {path} holds no {_suffixes()} files{outside}")
         elif path.is_file():
-            files = [path]
+            files = [path.resolve()]
+            if skip is not None and files[0].is_relative_to(skip):
+                raise BatchError(
+                    f"input {path} is inside the output folder {skip}; results are not read "
+                    "back as inputs: move it, or pass another --output"
+                )
         else:
-            files = sorted(
-                Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()
-            )
+            named = (Path(p) for p in glob.glob(str(path), recursive=True))
+            files = sorted(p.resolve() for p in named if p.is_file())
             if not files:
                 raise BatchError(f"no input file matches {str(pattern)!r}")
+            if skip is not None:
+                files = [p for p in files if not p.is_relative_to(skip)]
+                if not files:
+                    raise BatchError(
+                        f"{str(pattern)!r} matches only files inside the output folder {skip}"
+                    )
         for file in files:
             if file.suffix not in INPUT_FORMATS:
                 raise BatchError(
@@ -88,7 +115,7 @@ def find_inputs(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
                     f"{_suffixes()} (text lines, JSON lines, Parquet)"
                 )
             found[file] = None
-    return list(found)
+    return sorted(found)
 
 
 def _suffixes() -> str:
@@ -139,14 +166,28 @@ def _is_id_type(pa: Any, t: Any) -> bool:
     return _is_text_type(pa, t) or pa.types.is_integer(t)
 
 
+def key_columns(path: Path, id_column: str | None) -> tuple[str, ...]:
+    """The fields of the key of each record of an input file: its number, "line" (text, JSONL)
+    or "row" (Parquet), then "id" when an id column is named and the file has columns."""
+    kind = INPUT_FORMATS[path.suffix]
+    number = "row" if kind == "parquet" else "line"
+    return (number, "id") if id_column is not None and kind != "text" else (number,)
+
+
 def read_records(
-    path: str | Path, *, text_column: str = "text", id_column: str | None = None
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    id_column: str | None = None,
+    size: int | None = None,
 ) -> Iterator[Record]:
     """Every record of one input file, in order, each with its text or its error.
 
     Text files: one text a line (an empty line is an empty text; `id_column` does not apply).
     JSONL: one JSON object a line, text in `text_column` (blank lines are not records).
     Parquet: text in column `text_column` (see `check_input` for the column checks).
+    `size`: read text and JSONL files up to this many bytes only (the size the file had when the
+    job stamped it); a Parquet file is read whole.
     """
     path = Path(path)
     kind = INPUT_FORMATS.get(path.suffix)
@@ -157,7 +198,7 @@ def read_records(
         raise BatchError(f"{path}: unknown input type {path.suffix!r}; use {_suffixes()}")
     try:
         with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
+            for number, raw in enumerate(_lines(f, size), start=1):
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]  # UTF-8 byte-order mark
                 raw = raw.removesuffix(b"\n").removesuffix(b"\r")
@@ -173,6 +214,21 @@ def read_records(
                     yield _json_record(line, key, text_column, id_column)
     except OSError as e:
         raise BatchError(f"cannot read {path}: {e}") from e
+
+
+def _lines(f: BinaryIO, size: int | None) -> Iterator[bytes]:
+    """The lines of a binary file (each with its b"\\n"), up to `size` bytes (None: to the end)."""
+    if size is None:
+        yield from f
+        return
+    left = size
+    for raw in f:
+        if len(raw) >= left:
+            if left:
+                yield raw[:left]
+            return
+        left -= len(raw)
+        yield raw
 
 
 def _utf8_error(raw: bytes, e: UnicodeDecodeError) -> str:
@@ -217,6 +273,8 @@ def _text_problem(value: Any, column: str) -> str | None:
 def _id_problem(value: Any, column: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return f"id {column!r} is {_json_type(value)}, not a string or integer"
+    if isinstance(value, str):
+        return _text_problem(value, column)
     return None
 
 
@@ -279,71 +337,123 @@ def publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Characters that JSON leaves unescaped (with ensure_ascii=False) but that Unicode-aware line
+# splitters (Python's str.splitlines, JavaScript before ES2019) take for line breaks: escaped,
+# so that every reader sees one record per line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class JsonlWriter:
-    """JSON lines to `<path>.tmp`, renamed to `path` by `commit()`."""
+    """JSON lines (UTF-8, one record a line whoever splits them) to `<path>.tmp`, renamed to
+    `path` by `commit()`."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.tmp = path, temporary_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 (open until commit)
 
+    def problem(self, record: dict[str, Any]) -> str | None:
+        return None  # a JSON line holds any record
+
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.file.write(json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
 
     def commit(self) -> None:
         self.file.close()
         publish(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the write that failed fails again on close; the file goes anyway
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def arrow_entities_type(strategy: str) -> Any:
+    """The Arrow type of a column of entity lists for an aggregation strategy: a list of structs
+    with the fields (and field order) of `aggregation.entity_fields`."""
+    pa, _ = require_pyarrow("an Arrow column of entities")
+    types = {str: pa.string(), float: pa.float64(), int: pa.int64()}
+    return pa.list_(pa.struct([(name, types[kind]) for name, kind in entity_fields(strategy)]))
+
+
+INT64_RANGE = range(-(2**63), 2**63)
 
 
 class ParquetWriter:
     """Rows to a Parquet file at `<path>.tmp` in row groups, renamed to `path` by `commit()`.
 
-    Column types are inferred from the data (entities: list of structs). Until some record has
-    an entity, that type is unknown, so rows are held back until one does (or the file ends).
+    The schema is declared, not guessed from the first rows: the key columns (`key_columns`:
+    `line` or `row`, int64; `id`), and `entities` (`arrow_entities_type`). The id
+    column takes the type of the file's first id, integer (int64) or string; a record whose id
+    does not fit it has a `problem()`, which the job reports as that record's error (a JSONL
+    output holds any id).
     """
 
     ROWS_PER_GROUP = 8192
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keys: tuple[str, ...], strategy: str) -> None:
         self.pa, self.pq = require_pyarrow(f"writing Parquet output {path}")
         self.path, self.tmp = path, temporary_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.key, self.has_id = keys[0], "id" in keys
+        self.entities_type = arrow_entities_type(strategy)
+        self.id_kind: type | None = None  # int or str: the first written record's id
         self.rows: list[dict[str, Any]] = []
         self.writer: Any = None
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (open until commit)
+
+    def problem(self, record: dict[str, Any]) -> str | None:
+        """Why `record` cannot be a row of this file, or None if it can."""
+        if not self.has_id:
+            return None
+        value = record["id"]
+        if isinstance(value, int) and value not in INT64_RANGE:
+            return f"id {value} does not fit a 64-bit integer column; use --format jsonl"
+        kind = int if isinstance(value, int) else str
+        if self.id_kind is not None and kind is not self.id_kind:
+            names = {int: "an integer", str: "a string"}
+            return (
+                f"id {value!r} is {names[kind]}, but this file's first id is {names[self.id_kind]}; "
+                "a Parquet column holds one type: use --format jsonl, or ids of one type"
+            )
+        return None
 
     def write(self, record: dict[str, Any]) -> None:
+        if self.has_id and self.id_kind is None:
+            self.id_kind = int if isinstance(record["id"], int) else str
         self.rows.append(record)
         if len(self.rows) >= self.ROWS_PER_GROUP:
-            self._flush(final=False)
+            self._flush()
 
-    def _flush(self, final: bool) -> None:
+    def _schema(self) -> Any:
         pa = self.pa
-        schema = self.writer.schema if self.writer else None
-        try:
-            table = pa.Table.from_pylist(self.rows, schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            raise BatchError(
-                f"records for {self.path} do not fit one Parquet schema ({e}); ids of mixed "
-                "types (numbers and strings) cannot share a column: use --format jsonl"
-            ) from e
+        fields = [(self.key, pa.int64())]
+        if self.has_id:
+            ids = {int: pa.int64(), str: pa.string(), None: pa.null()}  # None: no record
+            fields.append(("id", ids[self.id_kind]))
+        return pa.schema([*fields, ("entities", self.entities_type)])
+
+    def _flush(self) -> None:
         if self.writer is None:
-            if not final and pa.types.is_null(table.schema.field("entities").type.value_type):
-                return  # no entity seen yet: the entities type is still unknown
-            self.writer = self.pq.ParquetWriter(self.tmp, table.schema)
+            self.writer = self.pq.ParquetWriter(self.file, self._schema())
+        table = self.pa.Table.from_pylist(self.rows, schema=self.writer.schema)
         self.writer.write_table(table)
         self.rows = []
 
     def commit(self) -> None:
         if self.rows or self.writer is None:
-            self._flush(final=True)
+            self._flush()
         self.writer.close()
+        self.file.close()
         publish(self.tmp, self.path)
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # noqa: BLE001 (an abort after a failed write: the file goes anyway)
+            pass
+        finally:
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)

@@ -1,12 +1,16 @@
 """Exceptions raised for bad input: each message says what was wrong and what to do.
 
 Every error minibert-ner raises on purpose derives from `MiniBertError`, so callers (and the
-command line, which prints them as one line) can tell them apart from bugs.
+command line, which prints them as one line) can tell them apart from bugs. `exit_status` is the
+command's exit status for the error: 2 for bad input (a usage error), 1 for a job that stopped
+part-way for a reason outside its input (`JobError`).
 """
 
 
 class MiniBertError(Exception):
     """Base class of the errors minibert-ner raises for bad input or missing files."""
+
+    exit_status = 2
 
 
 class ConfigError(MiniBertError, ValueError):
@@ -45,3 +49,11 @@ class BatchError(MiniBertError, ValueError):
 class InputError(MiniBertError, ValueError):
     """Input the NER pipeline or the command line cannot use: a bad option value, an unreadable
     file, text that is not valid UTF-8 (the message names the line)."""
+
+
+class JobError(MiniBertError, RuntimeError):
+    """A batch job that stopped part-way for a reason outside its input: an output file it cannot
+    write (disk full, no permission), a Ray cluster it cannot reach or that failed. Finished
+    files are kept; a rerun resumes."""
+
+    exit_status = 1

@@ -13,6 +13,11 @@ On any dataset with a text column:
 command's reader and writer (`corpus.py`) and job (`batch.py`) around it, so its files, resume
 and error accounting are those of the local engine.
 
+Every block that crosses Ray is an Arrow table with a declared schema (`read_schema()`, and the
+entities column of `corpus.arrow_entities_type`): Ray's default conversions through NumPy and
+pandas would turn a column of nulls into float NaN, and blocks whose types were guessed from
+their own rows into schemas that cannot be merged.
+
 Ray (and pyarrow) come with the optional extra: pip install 'minibert-ner[ray]'. Workers import
 minibert_ner and load the model themselves: on a cluster both must be reachable from every node
 (install the package in the image or pass a runtime_env; a hub id or a folder on shared storage).
@@ -20,16 +25,25 @@ minibert_ner and load the model themselves: on a cluster both must be reachable 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
+import os
 import re
+import socket
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .batch import RECORDS_PER_CHUNK, FileJob, Result
-from .corpus import Record, read_records
-from .errors import BatchError, MissingExtraError
+from .corpus import Record, arrow_entities_type, read_records, require_pyarrow
+from .errors import BatchError, JobError, MissingExtraError
+
+# Seconds to wait for the Ray cluster at an address before giving up with a JobError.
+CONNECT_TIMEOUT = 30.0
+# Blocks of the list of input files, at most: each is read by one Ray task, in order.
+MAX_READ_BLOCKS = 64
 
 
 def require_ray() -> Any:
@@ -47,9 +61,10 @@ def require_ray() -> Any:
 
 
 class EntityTagger:
-    """A callable class for `Dataset.map_batches`: loads the pipeline once per actor, then maps
-    each batch's `text_column` to an `output_column` of entity lists (the pipeline's output,
-    JSON-ready dicts). Rows whose text is null get null entities.
+    """A callable class for `Dataset.map_batches(..., batch_format="pyarrow")`: loads the
+    pipeline once per actor, then adds to each Arrow batch an `output_column` of entity lists
+    for its `text_column` (the pipeline's output, with the declared type
+    `corpus.arrow_entities_type`). Rows whose text is null get null entities.
 
     `pipeline_options` are those of `minibert_ner.pipeline` (aggregation_strategy, device, dtype,
     batch_size, ...). `num_threads` sets torch's CPU threads (match the actor's num_cpus).
@@ -70,23 +85,34 @@ class EntityTagger:
 
         if num_threads:
             torch.set_num_threads(num_threads)
+        self.pa, _ = require_pyarrow("the Ray engine")
         self.text_column, self.output_column = text_column, output_column
         self.ner = pipeline(model=model, **pipeline_options)
+        self.entities_type = arrow_entities_type(self.ner.aggregation_strategy)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        texts = batch[self.text_column]
+    def __call__(self, batch: Any) -> Any:
+        pa = self.pa
+        if self.text_column not in batch.column_names:
+            raise BatchError(
+                f"the dataset has no column {self.text_column!r} (columns: "
+                f"{', '.join(batch.column_names)}); pass text_column"
+            )
+        column = batch.column(self.text_column)
+        kind = column.type
+        text_types = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
+        if not any(is_type(kind) for is_type in text_types) and str(kind) != "string_view":
+            raise BatchError(
+                f"column {self.text_column!r} holds {kind}, not text; decode it to strings first"
+            )
+        texts = column.to_pylist()
         todo = [i for i, text in enumerate(texts) if text is not None]
-        for i in todo:
-            if not isinstance(texts[i], str):
-                raise TypeError(
-                    f"column {self.text_column!r} holds {type(texts[i]).__name__}, not str; "
-                    "decode it to text first"
-                )
         found = self.ner([texts[i] for i in todo]) if todo else []
         entities: list[Any] = [None] * len(texts)
         for i, ents in zip(todo, found, strict=True):
             entities[i] = ents
-        return {**batch, self.output_column: entities}
+        if self.output_column in batch.column_names:
+            batch = batch.drop_columns([self.output_column])
+        return batch.append_column(self.output_column, pa.array(entities, self.entities_type))
 
 
 def default_num_actors(gpu: bool, cpus_per_actor: float) -> int:
@@ -131,6 +157,7 @@ def tag_dataset(
         raise BatchError(f"num_actors must be at least 1, not {num_actors}")
     return ds.map_batches(
         EntityTagger,
+        batch_format="pyarrow",
         fn_constructor_kwargs={
             "model": model,
             "text_column": text_column,
@@ -145,26 +172,90 @@ def tag_dataset(
     )
 
 
-def _read_files(
-    batch: dict[str, Any], *, text_column: str, id_column: str | None
-) -> Iterator[dict[str, list[Any]]]:
-    """Ray task: the records of the files in `batch` as rows (file index, key, text, error),
-    then each file's end mark, yielded in chunks so that a large file streams instead of filling
-    one block."""
-    for file_index, path in zip(batch["file"], batch["path"], strict=True):
-        records = read_records(Path(path), text_column=text_column, id_column=id_column)
-        rows: dict[str, list[Any]] = {"file": [], "key": [], "text": [], "error": []}
+def read_schema() -> Any:
+    """The schema of the blocks of records that `_read_files` sends to the actors: the file's
+    index, the record's key as JSON (ids may mix numbers and strings, which an Arrow column
+    cannot), its text or its error; a row with a null key is the file's end mark."""
+    pa, _ = require_pyarrow("the Ray engine")
+    return pa.schema(
+        [
+            ("file", pa.int64()),
+            ("key", pa.string()),
+            ("text", pa.large_string()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def _read_files(files: Any, *, text_column: str, id_column: str | None) -> Iterator[Any]:
+    """Ray task: the records of the files in an Arrow batch (file, path, size; each file read up
+    to its stamped size) as blocks of `read_schema()`, each file followed by its end mark, in
+    chunks: a large file streams instead of filling one block, small files share one."""
+    pa, schema = require_pyarrow("the Ray engine")[0], read_schema()
+    rows: dict[str, list[Any]] = {"file": [], "key": [], "text": [], "error": []}
+    columns = [files.column(name).to_pylist() for name in ("file", "path", "size")]
+    for file, path, size in zip(*columns, strict=True):
+        records = read_records(Path(path), text_column=text_column, id_column=id_column, size=size)
         for record in itertools.chain(records, [None]):  # None: the file's end mark
-            rows["file"].append(int(file_index))
-            # The key as JSON: ids may mix numbers and strings, which an Arrow column cannot.
+            rows["file"].append(file)
             rows["key"].append(json.dumps(record.key) if record else None)
             rows["text"].append(record.text if record else None)
             rows["error"].append(record.error if record else None)
             if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
-                yield rows
+                yield pa.Table.from_pydict(rows, schema=schema)
                 rows = {name: [] for name in rows}
-        if rows["file"]:
-            yield rows
+    if rows["file"]:
+        yield pa.Table.from_pydict(rows, schema=schema)
+
+
+def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """Make sure Ray is initialised: the one already running in this process, else the cluster
+    at `address` (or RAY_ADDRESS), else a new local instance. Returns whether it started one,
+    which the caller shuts down.
+
+    Ray waits for an unreachable cluster for minutes, printing warnings: here a host:port that
+    refuses connections fails at once, and any address that does not answer within `timeout`
+    seconds fails with a JobError.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address is None or address in ("local", "auto"):
+        try:
+            ray.init(address=address, include_dashboard=False if address is None else None)
+        except ConnectionError as e:  # "auto": no running Ray found
+            raise JobError(f"cannot connect to Ray ({e})") from e
+        return address is None or address == "local"
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=min(timeout, 10.0)).close()
+        except OSError as e:
+            raise JobError(
+                f"cannot reach the Ray cluster at {address}: {e.strerror or e}; check --address "
+                "and that the cluster is up (`ray status` on its head node)"
+            ) from e
+    outcome: dict[str, BaseException | None] = {}
+
+    def init() -> None:  # in a thread, as ray.init itself has no timeout
+        try:
+            ray.init(address=address)
+            outcome["error"] = None
+        except BaseException as e:  # noqa: BLE001 (reported by the caller)
+            outcome["error"] = e
+
+    thread = threading.Thread(target=init, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" not in outcome:
+        raise JobError(
+            f"the Ray cluster at {address} did not answer within {timeout:.0f} s; check "
+            "--address and that the cluster is up (`ray status` on its head node)"
+        )
+    if outcome["error"] is not None:
+        raise JobError(f"cannot connect to the Ray cluster at {address}: {outcome['error']}")
+    return False
 
 
 def ray_results(
@@ -176,13 +267,15 @@ def ray_results(
     address: str | None = None,
     num_actors: int | None = None,
     cpus_per_actor: float = 1,
+    connect_timeout: float | None = None,
     **pipeline_options: Any,
 ) -> Iterator[Result]:
     """The Ray engine for `batch.run_batch`: read files in Ray tasks, label in an actor pool, and
     hand the results back to this process in input order (for the writer).
 
     Connects to `address`, or uses the Ray already initialised, or starts a local one (shut down
-    again at the end).
+    again at the end). Actors that die are restarted and their batches retried (Ray Data's
+    default for actor pools), so a lost worker costs time, not records.
     """
     from .pipeline import pipeline
 
@@ -191,27 +284,33 @@ def ray_results(
     # the actors could not load: an actor failing in __init__ reaches us only as Ray's text of a
     # remote traceback (after Ray retried it).
     pipeline(model=model, **{**pipeline_options, "device": "cpu"})
-    started = not ray.is_initialized()
-    if started:
-        if address is None:
-            ray.init(include_dashboard=False)
-        else:
-            ray.init(address=address)
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+    started = connect(address, connect_timeout or CONNECT_TIMEOUT)
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
     context.execution_options.preserve_order = True  # the writer finishes files in order
     try:
-        files = [{"file": i, "path": str(job.source.resolve())} for i, job in enumerate(jobs)]
-        ds = ray.data.from_items(files, override_num_blocks=len(files))
+        files = [
+            {"file": i, "path": str(job.source), "size": job.stamp.size}
+            for i, job in enumerate(jobs)
+        ]
+        ds = ray.data.from_items(files, override_num_blocks=min(len(files), MAX_READ_BLOCKS))
         columns = {"text_column": text_column, "id_column": id_column}
         # Files are read on this node, as they are written here: they need not exist on others.
-        # Reading is light next to the model: no CPU reserved, so actors may hold every CPU.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        # Reading is light next to the model: no CPU reserved, so actors may hold every CPU,
+        # and one task at a time (in one worker process): with no CPU to bound them, Ray would
+        # start a process per block at once, each importing torch, and starve the actors.
         ds = ds.map_batches(
-            _read_files, batch_size=1, fn_kwargs=columns, num_cpus=0, scheduling_strategy=here
+            _read_files,
+            batch_size=None,
+            batch_format="pyarrow",
+            fn_kwargs=columns,
+            num_cpus=0,
+            concurrency=1,
+            **_on_this_node(ray, ds),
         )
+        # The texts come back with the entities and are ignored: a drop_columns stage would be
+        # a task needing a CPU of its own, which waits while the actors hold every CPU, so that
+        # no result would reach the writer before the last batch is labelled.
         ds = tag_dataset(
             ds,
             model,
@@ -219,25 +318,44 @@ def ray_results(
             cpus_per_actor=cpus_per_actor,
             text_column="text",
             **pipeline_options,
-        ).drop_columns(["text"])
+        )
         try:
-            for row in ds.iter_rows():
-                if row["key"] is None:
-                    yield int(row["file"]), None, None
-                else:
-                    record = Record(json.loads(row["key"]), error=row["error"])
-                    yield int(row["file"]), record, row["entities"]
+            for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                for row in table.to_pylist():
+                    if row["key"] is None:
+                        yield row["file"], None, None
+                    else:
+                        record = Record(json.loads(row["key"]), error=row["error"])
+                        yield row["file"], record, row["entities"]
         except Exception as e:
             cause = _our_error(e)
-            if cause is None:
-                raise
-            # A worker's bad-input error (a model it cannot load, ...) as our one-line message,
-            # not Ray's page of remote tracebacks.
-            raise BatchError(f"a Ray worker failed: {cause}") from e
+            if cause is not None:
+                # A worker's bad-input error (a model it cannot load, ...) as our one-line
+                # message, not Ray's page of remote tracebacks.
+                raise BatchError(f"a Ray worker failed: {cause}") from e
+            if type(e).__module__.split(".")[0] == "ray":
+                raise JobError(f"the Ray job failed: {_last_line(e)}") from e
+            raise
     finally:
         context.execution_options.preserve_order = preserve_order
         if started:
             ray.shutdown()
+
+
+def _on_this_node(ray: Any, ds: Any) -> dict[str, Any]:
+    """map_batches arguments that keep its tasks on this node: a label selector (Ray 2.5x and
+    later, where the older scheduling strategy argument is deprecated), else that strategy."""
+    node = ray.get_runtime_context().get_node_id()
+    if "label_selector" in inspect.signature(ds.map_batches).parameters:
+        return {"label_selector": {"ray.io/node-id": node}}
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 # The last line of a remote traceback that ends in one of our errors: "minibert_ner.errors.X: ...".

@@ -293,3 +293,25 @@ def assert_same_entities(got: list, expected: list, what: str) -> int:
             assert abs(a["score"] - float(b["score"])) <= 1e-4, f"{what}, text {i}: {a} {b}"
             n += 1
     return n
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole run (starting one takes seconds): 2 CPUs, loopback, no
+    dashboard. Other processes (a command under test) join it at `ray_address`."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'minibert-ner[ray]'")
+    pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]'")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level="warning",
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_session) -> str:
+    return ray_session.get_runtime_context().gcs_address

@@ -2,7 +2,10 @@
 per input file out (JSONL or Parquet), one output record per input record (its line or row
 number, its id with --id-column, its entities). Bad records (invalid UTF-8, no text, ...) go to
 <name>.errors.jsonl with the reason. A rerun into the same --output skips finished files.
---engine ray runs the same job on Ray Data actors (a local Ray, or the cluster at --address)."""
+--engine ray runs the same job on Ray Data actors (a local Ray, or the cluster at --address).
+Exit status: 0 every record labelled; 3 finished, but some records were not (see the
+.errors.jsonl files and the last line); 2 bad input or options; 1 stopped part-way (output not
+writable, Ray failure: run again to resume); 130 interrupted (run again to resume)."""
 
 from __future__ import annotations
 
@@ -50,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument(
         "--cpus-per-actor", type=positive_float, help="CPUs per Ray actor (default: 1)"
     )
+    engine.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="how long to wait for the Ray cluster at --address (default: 30)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,13 +73,9 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         num_actors=args.num_actors,
         cpus_per_actor=args.cpus_per_actor,
+        connect_timeout=args.connect_timeout,
         log=sys.stderr,
         **pipeline_kwargs(args),
     )
-    c = summary.counts
-    print(
-        f"{summary.files} files labelled, {summary.skipped} already done; {c.records} records = "
-        f"{c.written} written + {c.errors} errors; {summary.seconds:.1f} s "
-        f"({summary.records_per_second:.1f} records/s)"
-    )
-    return 0
+    print(summary.describe())
+    return summary.exit_status

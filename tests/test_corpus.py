@@ -1,0 +1,190 @@
+"""Record files (`corpus.py`): readers and their bad-record reasons, reading up to a stamped
+size, finding inputs (never in the output folder), and the Parquet writer's declared schema."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minibert_ner import corpus
+from minibert_ner.aggregation import STRATEGIES, entity_fields
+from minibert_ner.corpus import ParquetWriter, find_inputs, read_records
+from minibert_ner.errors import BatchError, MissingExtraError
+
+from .corpora import arrow, jsonl_file, text_file
+
+
+def test_text_lines_and_their_errors(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"\xef\xbb\xbfParis is nice\r\n\nbad \xff byte\nlast line without newline")
+    records = list(read_records(path))
+    assert [r.key for r in records] == [{"line": n} for n in (1, 2, 3, 4)]
+    assert [r.text for r in records] == ["Paris is nice", "", None, "last line without newline"]
+    assert records[2].error.startswith("invalid UTF-8: byte 0xff at byte 4")
+
+
+def test_jsonl_bad_records_say_why(tmp_path):
+    path = tmp_path / "a.jsonl"
+    lines = [
+        '{"id": 1, "text": "good"}',
+        "",  # blank lines are not records
+        "{not json",
+        "[1, 2]",
+        '{"id": 3}',
+        '{"id": 4, "text": null}',
+        '{"id": 5, "text": ["a"]}',
+        '{"id": 6, "text": "lone \\ud800 surrogate"}',
+        '{"text": "no id"}',
+        '{"id": 1.5, "text": "float id"}',
+        '{"id": "\\udc00", "text": "surrogate id"}',
+    ]
+    path.write_bytes("\n".join(lines).encode() + b"\n" + b'{"id": 9, "text": "\xc3"}\n')
+    records = list(read_records(path, id_column="id"))
+    assert records[0].key == {"line": 1, "id": 1} and records[0].text == "good"
+    errors = {r.key["line"]: r.error for r in records[1:]}
+    assert all(r.text is None for r in records[1:])
+    assert errors[3].startswith("not valid JSON")
+    assert errors[4] == "a JSON array, not an object"
+    assert errors[5].startswith("no 'text' field (fields: id)")
+    assert errors[6] == "'text' is null, not a string"
+    assert errors[7] == "'text' is array, not a string"
+    assert "lone surrogate" in errors[8]
+    assert errors[9] == "no 'id' field (the id column)"
+    assert errors[10] == "id 'id' is number, not a string or integer"
+    assert "'id' has a lone surrogate" in errors[11]  # it could not be written as UTF-8
+    assert errors[12].startswith("invalid UTF-8")
+    assert len(records) == 11  # 12 lines, one blank
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), cut=st.floats(0, 1))
+def test_reading_stops_at_the_stamped_size(tmp_path_factory, data, cut):
+    """Reading up to `size` bytes gives exactly the records of the file cut at that size, as if
+    the rest had not been written yet (a file that grows while a job reads it)."""
+    kind = data.draw(st.sampled_from(["txt", "jsonl"]))
+    f = data.draw(text_file("a.txt") if kind == "txt" else jsonl_file("a.jsonl", "id"))
+    folder = tmp_path_factory.mktemp("cut")
+    whole = f.write(folder)
+    size = int(len(f.data) * cut)
+    prefix = folder / f"prefix.{kind}"
+    prefix.write_bytes(f.data[:size])
+    with open(whole, "ab") as grown:
+        grown.write(b"appended later\n")
+    assert list(read_records(whole, id_column="id", size=size)) == list(
+        read_records(prefix, id_column="id")
+    )
+
+
+def test_parquet_rows_and_column_checks(tmp_path):
+    pa, pq = arrow()
+    text = pa.array([b"Berlin", None, b"\xff", b"Rome"], pa.binary()).view(pa.string())
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"body": text, "doc": ["a", "b", "c", None], "n": [1, 2, 3, 4]}), path)
+    records = list(read_records(path, text_column="body", id_column="doc"))
+    assert [r.key for r in records] == [{"row": 0, "id": "a"}, {"row": 1, "id": "b"},
+                                        {"row": 2, "id": "c"}, {"row": 3}]  # fmt: skip
+    assert records[0].text == "Berlin"
+    assert [r.error for r in records[1:]] == [
+        "'body' is null",
+        "invalid UTF-8: byte 0xff at byte 0 of the line (invalid start byte)",
+        "id 'doc' is null",
+    ]
+    with pytest.raises(BatchError, match=r"no column 'text' \(columns: body, doc, n\)"):
+        corpus.check_input(path)
+    with pytest.raises(BatchError, match="column 'n' holds int64, not text"):
+        corpus.check_input(path, text_column="n")
+
+
+def test_missing_pyarrow_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(MissingExtraError, match="needs pyarrow.*pip install pyarrow"):
+        list(read_records(tmp_path / "a.parquet"))
+
+
+def test_inputs_are_found_by_what_they_are(tmp_path):
+    corpus_dir = tmp_path / "corpus"
+    (corpus_dir / "sub").mkdir(parents=True)
+    for name in ("a.txt", "sub/b.jsonl", "sub/c.ndjson", "notes.md"):
+        (corpus_dir / name).write_text("x\n")
+    found = find_inputs(corpus_dir)  # a folder: its files with known suffixes
+    assert found == [corpus_dir / "a.txt", corpus_dir / "sub/b.jsonl", corpus_dir / "sub/c.ndjson"]
+    # Named another way (a relative path through a link, a glob): the same absolute files.
+    (tmp_path / "link").symlink_to(corpus_dir)
+    assert find_inputs([tmp_path / "link" / "sub" / ".." / "a.txt"]) == [corpus_dir / "a.txt"]
+    assert find_inputs(str(corpus_dir / "**" / "*.jsonl")) == [corpus_dir / "sub" / "b.jsonl"]
+    with pytest.raises(BatchError, match="no input file matches"):
+        find_inputs(str(corpus_dir / "*.csv"))
+    with pytest.raises(BatchError, match="unknown input type '.md'"):
+        find_inputs(corpus_dir / "notes.md")
+
+
+def test_the_output_folder_is_never_an_input(tmp_path):
+    corpus_dir = tmp_path / "corpus"
+    (corpus_dir / "out" / "deep").mkdir(parents=True)
+    (corpus_dir / "a.txt").write_text("x\n")
+    (corpus_dir / "out" / "a.jsonl").write_text('{"line": 1, "entities": []}\n')
+    (corpus_dir / "out" / "deep" / "b.jsonl").write_text("{}\n")
+    out = corpus_dir / "out"
+    assert find_inputs(corpus_dir, exclude=out) == [corpus_dir / "a.txt"]
+    assert find_inputs(str(corpus_dir / "**" / "*.*"), exclude=out) == [corpus_dir / "a.txt"]
+    with pytest.raises(BatchError, match="matches only files inside the output folder"):
+        find_inputs(str(corpus_dir / "**" / "*.jsonl"), exclude=out)
+    with pytest.raises(BatchError, match="inside the output folder"):
+        find_inputs(out / "a.jsonl", exclude=out)
+    with pytest.raises(BatchError, match="holds no .* files outside the output folder"):
+        find_inputs(out, exclude=out)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_parquet_output_schema_is_declared(tmp_path, strategy):
+    """The schema does not depend on the rows: no entity at all, or no row at all, still gives
+    the declared columns (and so files that a dataset reader can read together)."""
+    pa, pq = arrow()
+    path = tmp_path / "a.parquet"
+    writer = ParquetWriter(path, keys=("line", "id"), strategy=strategy)
+    writer.write({"line": 1, "id": 7, "entities": []})
+    writer.commit()
+    schema = pq.read_schema(path)
+    assert schema.names == ["line", "id", "entities"]
+    assert schema.field("id").type == pa.int64()
+    struct = schema.field("entities").type.value_type
+    assert [struct.field(i).name for i in range(struct.num_fields)] == [
+        name for name, _ in entity_fields(strategy)
+    ]
+    empty = tmp_path / "empty.parquet"
+    writer = ParquetWriter(empty, keys=("row",), strategy=strategy)
+    writer.commit()
+    assert pq.read_schema(empty).names == ["row", "entities"]
+    assert pq.read_table(empty).num_rows == 0
+    assert not (tmp_path / "a.parquet.tmp").exists()
+
+
+def test_parquet_ids_of_another_type_are_record_errors(tmp_path):
+    arrow()
+    writer = ParquetWriter(tmp_path / "a.parquet", keys=("line", "id"), strategy="simple")
+    assert writer.problem({"line": 1, "id": 2**63, "entities": []}).startswith(
+        "id 9223372036854775808 does not fit a 64-bit integer"
+    )
+    writer.write({"line": 2, "id": "doc-1", "entities": []})
+    assert writer.problem({"line": 3, "id": "doc-2", "entities": []}) is None
+    assert "is an integer, but this file's first id is a string" in writer.problem(
+        {"line": 4, "id": 5, "entities": []}
+    )
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_entity_fields_are_what_the_pipeline_returns(ner_model_dir):
+    from minibert_ner.pipeline import pipeline
+
+    ner = pipeline(model=str(ner_model_dir))
+    text = "Angela Merkel met Emmanuel Macron in Paris and Berlin last week."
+    for strategy in STRATEGIES:
+        entities = ner(text, aggregation_strategy=strategy)
+        assert entities, strategy
+        for entity in entities:
+            assert [(k, type(v)) for k, v in entity.items()] == list(entity_fields(strategy))
