@@ -225,7 +225,10 @@ def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> bool:
         try:
             ray.init(address=address, include_dashboard=False if address is None else None)
         except ConnectionError as e:  # "auto": no running Ray found
-            raise JobError(f"cannot connect to Ray ({e})") from e
+            raise JobError(
+                f"--address {address}: no running Ray cluster found on this machine; start one "
+                "(`ray start --head`), or leave out --address for a Ray of this run's own"
+            ) from e
         return address is None or address == "local"
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if host and port.isdigit():
