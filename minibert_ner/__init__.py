@@ -1,21 +1,46 @@
 """minibert-ner: named-entity recognition with hand-written DistilBERT / BERT models in PyTorch.
 
-The flow, one module each: text -> `tokenizer` -> `model` (weights via `checkpoint`, files via
-`hub`) -> labels -> entities.
+The core, one module each: text -> `tokenizer` -> `model` (weights via `checkpoint`, files via
+`hub`, shapes from `config`) -> labels. Around it, by layer: `inference/` (labels -> entities:
+the pipeline), `training/` (CoNLL, metrics, fine-tuning), `study/` (model internals),
+`batch/` (corpora of files, Ray), `cli/` (the `minibert-ner` command).
+
+    import minibert_ner
+    ner = minibert_ner.pipeline("dslim/distilbert-NER")
+    ner("My name is Wolfgang and I live in Berlin")
 """
 
+from .checkpoint import load_model, save_model
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError, MiniBertError, ModelNotFoundError, TokenizerError
+from .errors import (
+    BatchError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InputError,
+    InterventionError,
+    JobError,
+    MiniBertError,
+    MissingExtraError,
+    ModelNotFoundError,
+    TokenizerError,
+)
+from .inference.pipeline import NERPipeline, pipeline
 from .model import TokenClassifier, TokenClassifierOutput
-from .pipeline import NERPipeline, pipeline
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchError",
     "CheckpointError",
     "ConfigError",
+    "DataError",
+    "InputError",
+    "InterventionError",
+    "JobError",
     "MiniBertError",
+    "MissingExtraError",
     "ModelConfig",
     "ModelNotFoundError",
     "NERPipeline",
@@ -23,5 +48,7 @@ __all__ = [
     "TokenClassifierOutput",
     "Tokenizer",
     "TokenizerError",
+    "load_model",
     "pipeline",
+    "save_model",
 ]

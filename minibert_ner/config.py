@@ -55,6 +55,19 @@ ARCHITECTURES = {
     "bert": "BertForTokenClassification",
 }
 
+# config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
+# "gelu" is the exact erf GELU the checkpoints were trained with; the tanh approximation differs
+# by up to 5e-4 and must not stand in for it.
+ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gelu": ("GELU", {}),
+    "gelu_new": ("GELU", {"approximate": "tanh"}),
+    "gelu_pytorch_tanh": ("GELU", {"approximate": "tanh"}),
+    "relu": ("ReLU", {}),
+    "silu": ("SiLU", {}),
+    "swish": ("SiLU", {}),
+    "tanh": ("Tanh", {}),
+}
+
 
 @dataclass
 class ModelConfig:
@@ -89,9 +102,6 @@ class ModelConfig:
             raise ConfigError(
                 f"hidden size {self.hidden_size} is not divisible by the {self.num_heads} heads"
             )
-        # Imported here: activations live with the model, and the model imports this module.
-        from .model import ACTIVATIONS
-
         if self.activation not in ACTIVATIONS:
             raise ConfigError(
                 f"activation {self.activation!r} is not supported; "

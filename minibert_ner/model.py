@@ -17,27 +17,43 @@ the table in `checkpoint.py`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import ACTIVATIONS, ModelConfig
 
-# config.json activation name -> module. "gelu" is the exact erf GELU the checkpoints were trained
-# with; the tanh approximation differs by up to 5e-4 and must not stand in for it.
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU,
-    "gelu_new": lambda: nn.GELU(approximate="tanh"),
-    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "tanh": nn.Tanh,
-}
+__all__ = [
+    "Block",
+    "Embeddings",
+    "FeedForward",
+    "SelfAttention",
+    "TokenClassifier",
+    "TokenClassifierOutput",
+    "attention_mask_bias",
+    "make_activation",
+]
+
+
+def make_activation(name: str) -> nn.Module:
+    """The module for a config.json activation name (the table is `config.ACTIVATIONS`)."""
+    cls, kwargs = ACTIVATIONS[name]
+    return getattr(nn, cls)(**kwargs)
+
+
+def embedding(num: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+    """nn.Embedding with torch's own initialisation (N(0, 1), the padding row zero), except on
+    the meta device (a model built only to receive a checkpoint's tensors): there are no values
+    to fill, and the first `normal_` on meta costs ~0.9 s of imports."""
+    weight = torch.empty(num, dim)  # on the device of an enclosing `with torch.device(...)`
+    if weight.device.type != "meta":
+        with torch.no_grad():
+            nn.init.normal_(weight)
+            if padding_idx is not None:
+                weight[padding_idx].zero_()
+    return nn.Embedding(num, dim, padding_idx=padding_idx, _weight=weight)
 
 
 @dataclass
@@ -55,11 +71,11 @@ class Embeddings(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         H = config.hidden_size
-        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+        self.word_embeddings = embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        self.position_embeddings = embedding(config.max_position_embeddings, H)
         # DistilBERT has no segment embeddings; BERT has `type_vocab_size` of them.
         self.token_type_embeddings = (
-            nn.Embedding(config.type_vocab_size, H) if config.type_vocab_size > 0 else None
+            embedding(config.type_vocab_size, H) if config.type_vocab_size > 0 else None
         )
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
@@ -132,7 +148,7 @@ class FeedForward(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = ACTIVATIONS[config.activation]()
+        self.act = make_activation(config.activation)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
@@ -246,34 +262,3 @@ class TokenClassifier(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | Path,
-        *,
-        revision: str | None = None,
-        token: str | bool | None = None,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | str | None = None,
-        num_labels: int | None = None,
-        id2label: dict[int, str] | None = None,
-    ) -> TokenClassifier:
-        """Load a checkpoint from a local folder or a hub id (see `checkpoint.load_model`)."""
-        from .checkpoint import load_model
-
-        return load_model(
-            name_or_path,
-            revision=revision,
-            token=token,
-            device=device,
-            dtype=dtype,
-            num_labels=num_labels,
-            id2label=id2label,
-        )
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write `config.json` and `model.safetensors` in the layout `transformers` reads."""
-        from .checkpoint import save_model
-
-        save_model(self, folder)

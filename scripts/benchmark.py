@@ -8,7 +8,7 @@ same texts (CoNLL sentences, words joined by spaces), after a warm-up:
 
 - `forward`: our bare model forward pass on length-sorted batches of the tokenized texts (the floor
   for any pipeline: no tokenization, no decoding);
-- `ours`: `minibert_ner.pipeline` end to end, text in, entities out;
+- `ours`: `minibert_ner.inference.pipeline` end to end, text in, entities out;
 - `hf-bs1`, `hf-bs32`: transformers' token-classification pipeline, batch_size 1 and 32.
 
 FLOPs are counted per wordpiece from the shapes (projections, feed-forward, attention scores), and
@@ -28,13 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from minibert_ner import save_model
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "conll2003" / "test.txt"
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
 def read_texts(path: Path, limit: int | None) -> list[str]:
-    from minibert_ner.conll import read_conll
+    from minibert_ner.training.conll import read_conll
 
     sentences = read_conll(path)
     texts = [" ".join(s.words) for s in sentences]
@@ -81,7 +83,7 @@ def random_model(folder: Path) -> Path:
     model.init_weights()
     with torch.no_grad():
         model.classifier.weight.mul_(30)  # random models otherwise predict one label everywhere
-    model.save_pretrained(folder)
+    save_model(model, folder)
     Tokenizer.from_pretrained(minilm).save(folder)
     return folder
 
@@ -181,8 +183,8 @@ def startup(model: str, repeat: int) -> dict:
 def agreement(model: str, data: Path, limit: int | None) -> dict:
     """int8 against float32 on a CoNLL file: word-label agreement and both F1 scores."""
     from minibert_ner import pipeline
-    from minibert_ner.conll import read_conll
-    from minibert_ner.metrics import evaluate
+    from minibert_ner.training.conll import read_conll
+    from minibert_ner.training.metrics import evaluate
 
     sentences = read_conll(data)[:limit]
     words, gold = [s.words for s in sentences], [s.labels for s in sentences]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import minibert_ner
-from minibert_ner.conll import read_conll
+from minibert_ner.training.conll import read_conll
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "test.txt"
 
@@ -27,7 +27,7 @@ def main() -> None:
 
     words = [w for s in read_conll(args.data) for w in s.words][: args.words]
     text = " ".join(words)
-    ner = minibert_ner.pipeline(args.model)
+    ner = minibert_ner.inference.pipeline(args.model)
     t0 = time.perf_counter()
     entities = ner(text)
     seconds = time.perf_counter() - t0

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from minibert_ner import save_model
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from benchmark import DEFAULT_DATA, LABELS, read_texts  # noqa: E402
@@ -44,7 +46,7 @@ def small_model(folder: Path) -> Path:
     )  # fmt: skip
     model = TokenClassifier(config)
     model.init_weights()
-    model.save_pretrained(folder)
+    save_model(model, folder)
     Tokenizer.from_pretrained(minilm).save(folder)
     return folder
 

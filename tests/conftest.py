@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from minibert_ner import load_model
+
 REPO = Path(__file__).resolve().parents[1]
 CONLL_DIR = REPO.parent / "shared" / "data" / "conll2003"
 
@@ -216,9 +218,9 @@ def calibrate_head(folder: Path, outside_share: float = 0.5, spread: float = 4.0
     bias so that about `outside_share` of the tokens of CALIBRATION_TEXTS are "O"."""
     from safetensors.torch import load_file, save_file
 
-    from minibert_ner import TokenClassifier, Tokenizer
+    from minibert_ner import Tokenizer
 
-    model, tokenizer = TokenClassifier.from_pretrained(folder), Tokenizer.from_pretrained(folder)
+    model, tokenizer = load_model(folder), Tokenizer.from_pretrained(folder)
     batch = tokenizer.to_tensors(tokenizer.encode_batch(CALIBRATION_TEXTS))
     with torch.no_grad():
         logits = model(**batch).logits[batch["attention_mask"].bool()] - model.classifier.bias

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from minibert_ner import batch
-from minibert_ner.batch import EXIT_INCOMPLETE, JOURNAL, OutputFolder, run_batch
+from minibert_ner.batch import job as batch
+from minibert_ner.batch.job import EXIT_INCOMPLETE, JOURNAL, OutputFolder, run_batch
+from minibert_ner.batch.records import find_inputs
 from minibert_ner.cli import main
-from minibert_ner.corpus import find_inputs
 from minibert_ner.errors import BatchError
 
 from .conftest import conll_sentences
@@ -29,7 +29,7 @@ def texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def ner(small_distilbert):
-    from minibert_ner.pipeline import pipeline
+    from minibert_ner.inference.pipeline import pipeline
 
     return pipeline(model=str(small_distilbert))
 

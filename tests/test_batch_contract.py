@@ -23,7 +23,7 @@ SLOW_FIXTURES = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 @pytest.fixture(scope="module")
 def ner(small_distilbert):
-    from minibert_ner.pipeline import pipeline
+    from minibert_ner.inference.pipeline import pipeline
 
     return pipeline(model=str(small_distilbert))
 

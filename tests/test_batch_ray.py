@@ -44,13 +44,13 @@ def texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def ner(small_distilbert):
-    from minibert_ner.pipeline import pipeline
+    from minibert_ner.inference.pipeline import pipeline
 
     return pipeline(model=str(small_distilbert))
 
 
 def test_ray_dataset_equals_pipeline(ray_session, small_distilbert, ner, texts):
-    from minibert_ner.ray_engine import tag_dataset
+    from minibert_ner.batch.ray_engine import tag_dataset
 
     ds = ray_session.data.from_items([{"n": i, "text": t} for i, t in enumerate(texts)])
     rows = tag_dataset(ds, str(small_distilbert), num_actors=2, records_per_batch=64).take_all()
@@ -65,7 +65,7 @@ def test_tag_dataset_keeps_nulls_null(ray_session, small_distilbert, ner):
     """A text column from pandas with None and NaN (how pandas writes a missing string), and
     batches whose texts are all missing: null entities, never an error or a float."""
     pd = pytest.importorskip("pandas")
-    from minibert_ner.ray_engine import tag_dataset
+    from minibert_ner.batch.ray_engine import tag_dataset
 
     frame = pd.DataFrame({"text": [None, "Angela Merkel in Paris", float("nan"), None, None]})
     ds = ray_session.data.from_pandas(frame)

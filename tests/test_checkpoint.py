@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from minibert_ner import CheckpointError, ConfigError, TokenClassifier
+from minibert_ner import CheckpointError, ConfigError, load_model
 
 from .conftest import load_reference, make_reference_checkpoint
 
@@ -29,19 +29,19 @@ def rewrite(folder: Path, edit) -> None:
 def test_missing_weights_file(ckpt) -> None:
     (ckpt / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="holds no model.safetensors"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_pickle_only_checkpoint_is_refused(ckpt) -> None:
     (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="reads safetensors only"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_missing_config(ckpt) -> None:
     (ckpt / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.999, 0.0001])
@@ -50,13 +50,13 @@ def test_truncated_file(ckpt, keep) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_corrupt_header(ckpt) -> None:
     (ckpt / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage header}")
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_wrong_shape_is_named(ckpt) -> None:
@@ -66,7 +66,7 @@ def test_wrong_shape_is_named(ckpt) -> None:
         CheckpointError,
         match=r"wrong shape: layers\.1\.ffn\.intermediate\.weight: checkpoint \(100, 64\), model \(128, 64\)",
     ):  # noqa: E501
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_missing_and_unexpected_keys_are_named(ckpt) -> None:
@@ -77,7 +77,7 @@ def test_missing_and_unexpected_keys_are_named(ckpt) -> None:
 
     rewrite(ckpt, edit)
     with pytest.raises(CheckpointError) as e:
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
     message = str(e.value)
     assert "missing 1 tensor(s): layers.0.attention.key.bias" in message
     assert (
@@ -90,24 +90,24 @@ def test_unknown_model_type(ckpt) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps(config | {"model_type": "roberta"}))
     with pytest.raises(ConfigError, match="model_type 'roberta'.*distilbert and bert"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_unsupported_activation_and_positions(ckpt) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps(config | {"hidden_act": "mish"}))
     with pytest.raises(ConfigError, match="activation 'mish' is not supported"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
     (ckpt / "config.json").write_text(
         json.dumps(config | {"position_embedding_type": "relative_key"})
     )
     with pytest.raises(ConfigError, match="position_embedding_type 'relative_key'"):
-        TokenClassifier.from_pretrained(ckpt)
+        load_model(ckpt)
 
 
 def test_legacy_names_stored_buffers_and_heads_load(ckpt) -> None:
     """gamma/beta LayerNorm names, stored position_ids, pooler and MLM heads: all handled."""
-    expected = TokenClassifier.from_pretrained(ckpt)
+    expected = load_model(ckpt)
 
     def edit(t):
         for key in [k for k in t if k.endswith("LayerNorm.weight")]:
@@ -119,7 +119,7 @@ def test_legacy_names_stored_buffers_and_heads_load(ckpt) -> None:
         t["cls.predictions.bias"] = torch.zeros(10)
 
     rewrite(ckpt, edit)
-    model = TokenClassifier.from_pretrained(ckpt)
+    model = load_model(ckpt)
     ids = torch.tensor([[1, 5, 9, 2]])
     assert torch.equal(model(ids).logits, expected(ids).logits)
 
@@ -130,7 +130,7 @@ def test_sharded_checkpoint(tmp_path) -> None:
     ref = load_reference(src)
     ref.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
-    ours = TokenClassifier.from_pretrained(tmp_path / "sharded")
+    ours = load_model(tmp_path / "sharded")
     ids = torch.tensor([[1, 5, 9, 2]])
     with torch.inference_mode():
         assert (ours(ids).logits - ref(input_ids=ids).logits).abs().max() <= 1e-5
@@ -140,11 +140,11 @@ def test_config_without_labels_takes_head_size(ckpt) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     del config["id2label"], config["label2id"]
     (ckpt / "config.json").write_text(json.dumps(config))
-    model = TokenClassifier.from_pretrained(ckpt)
+    model = load_model(ckpt)
     assert model.id2label == {i: f"LABEL_{i}" for i in range(9)}
 
 
 def test_new_labels_give_a_fresh_head(ckpt) -> None:
-    model = TokenClassifier.from_pretrained(ckpt, id2label={0: "O", 1: "B-X", 2: "I-X"})
+    model = load_model(ckpt, id2label={0: "O", 1: "B-X", 2: "I-X"})
     assert model.classifier.weight.shape == (3, 64)
     assert model.id2label == {0: "O", 1: "B-X", 2: "I-X"}

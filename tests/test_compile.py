@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from minibert_ner import TokenClassifier
-from minibert_ner.compile import compile_model
+from minibert_ner import load_model
+from minibert_ner.inference.compile import compile_model
 
 from .conftest import make_reference_checkpoint
 
@@ -16,7 +16,7 @@ from .conftest import make_reference_checkpoint
 def test_compiled_model_equals_eager(tmp_path) -> None:
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         pytest.skip("inductor needs a C compiler on CPU")
-    model = TokenClassifier.from_pretrained(make_reference_checkpoint(tmp_path, "bert"))
+    model = load_model(make_reference_checkpoint(tmp_path, "bert"))
     compiled = compile_model(model)
     ids = torch.randint(5, 1000, (2, 64))
     mask = torch.ones_like(ids)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minibert_ner.conll import entity_types, iob1_to_iob2, parse_conll, read_conll
 from minibert_ner.errors import DataError, MiniBertError
+from minibert_ner.training.conll import entity_types, iob1_to_iob2, parse_conll, read_conll
 
 from .conftest import conll_sentences
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from minibert_ner import load_model
+
 from .conftest import make_reference_checkpoint
 
 REPO_ID = "dslim/distilbert-NER"
@@ -66,11 +68,11 @@ def test_load_by_id_from_cache_offline(cache: Path) -> None:
     result = run_offline(
         f"""
         import torch
-        from minibert_ner import TokenClassifier, Tokenizer
+        from minibert_ner import Tokenizer, load_model
         ids = torch.tensor([[101, 2000, 3000, 102]])
-        main = TokenClassifier.from_pretrained("{REPO_ID}")
-        tag = TokenClassifier.from_pretrained("{REPO_ID}", revision="v1.0")
-        commit = TokenClassifier.from_pretrained("{REPO_ID}", revision="{"1" * 40}")
+        main = load_model("{REPO_ID}")
+        tag = load_model("{REPO_ID}", revision="v1.0")
+        commit = load_model("{REPO_ID}", revision="{"1" * 40}")
         tok = Tokenizer.from_pretrained("{REPO_ID}")
         assert tok.encode("Berlin").tokens == ["[CLS]", "berlin", "[SEP]"]
         assert torch.equal(tag(ids).logits, commit(ids).logits)
@@ -86,10 +88,10 @@ def test_load_by_id_from_cache_offline(cache: Path) -> None:
 def test_unknown_id_offline_is_a_clear_error(cache: Path) -> None:
     result = run_offline(
         """
-        from minibert_ner import TokenClassifier, ModelNotFoundError
+        from minibert_ner import ModelNotFoundError, load_model
         for name, kwargs in [("someone/missing-model", {}), ("dslim/distilbert-NER", {"revision": "v9"})]:
             try:
-                TokenClassifier.from_pretrained(name, **kwargs)
+                load_model(name, **kwargs)
             except ModelNotFoundError as e:
                 print("ERR", e)
         """,
@@ -105,12 +107,12 @@ def test_unknown_id_offline_is_a_clear_error(cache: Path) -> None:
 
 
 def test_not_a_folder_nor_an_id(tmp_path) -> None:
-    from minibert_ner import ModelNotFoundError, TokenClassifier
+    from minibert_ner import ModelNotFoundError
 
     with pytest.raises(
         ModelNotFoundError, match="no folder .* exists, and it is not a hub model id"
     ):
-        TokenClassifier.from_pretrained(str(tmp_path / "nope" / "deeper"))
+        load_model(str(tmp_path / "nope" / "deeper"))
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ModelNotFoundError, match="is a file"):
-        TokenClassifier.from_pretrained(tmp_path / "file.txt")
+        load_model(tmp_path / "file.txt")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert_ner.conll import read_conll
-from minibert_ner.metrics import Report, evaluate, get_entities
+from minibert_ner.training.conll import read_conll
+from minibert_ner.training.metrics import Report, evaluate, get_entities
 
 seqeval_metrics = pytest.importorskip("seqeval.metrics")
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_entities  # noqa: E402

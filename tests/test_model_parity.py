@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minibert_ner import TokenClassifier, Tokenizer
+from minibert_ner import Tokenizer, load_model, save_model
 
 from .conftest import (
     BERT_NER_LABELS,
@@ -62,7 +62,7 @@ def test_parity_with_transformers(case, tmp_path) -> None:
     name, model_type, size, labels, overrides = case
     folder = make_reference_checkpoint(tmp_path, model_type, labels=labels, size=size, **overrides)
     ref = load_reference(folder)
-    ours = TokenClassifier.from_pretrained(folder)
+    ours = load_model(folder)
     assert ours.id2label == dict(enumerate(labels))
 
     ids, mask = padded_batch(ours.config.vocab_size, [37, 5, 20, 1 + 2])
@@ -92,7 +92,7 @@ def test_parity_with_transformers(case, tmp_path) -> None:
 def test_batch_padding_does_not_change_results(tmp_path) -> None:
     """A sentence gives the same logits alone and inside a padded batch."""
     folder = make_reference_checkpoint(tmp_path, "bert")
-    model = TokenClassifier.from_pretrained(folder)
+    model = load_model(folder)
     ids, mask = padded_batch(model.config.vocab_size, [30, 9])
     with torch.inference_mode():
         batched = model(ids, mask).logits
@@ -102,8 +102,8 @@ def test_batch_padding_does_not_change_results(tmp_path) -> None:
 
 def test_base_model_load_needs_labels_and_gets_fresh_head(minilm) -> None:
     with pytest.raises(Exception, match="base model without a classification head"):
-        TokenClassifier.from_pretrained(minilm)
-    model = TokenClassifier.from_pretrained(minilm, id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
+        load_model(minilm)
+    model = load_model(minilm, id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
     assert model.classifier.weight.shape == (9, 384)
     assert model.config.model_type == "bert" and model.config.num_layers == 6
 
@@ -113,7 +113,7 @@ def test_real_minilm_hidden_states_equal_transformers(minilm) -> None:
     transformers = pytest.importorskip("transformers")
     ref = transformers.BertModel.from_pretrained(minilm, attn_implementation="eager").eval()
     ref_tok = transformers.AutoTokenizer.from_pretrained(minilm)
-    ours = TokenClassifier.from_pretrained(minilm, num_labels=2)
+    ours = load_model(minilm, num_labels=2)
     tok = Tokenizer.from_pretrained(minilm)
     sentences = [
         "My name is Wolfgang and I live in Berlin.",
@@ -136,9 +136,9 @@ def test_real_minilm_hidden_states_equal_transformers(minilm) -> None:
 
 def test_save_pretrained_round_trip_loads_in_both_libraries(tmp_path) -> None:
     folder = make_reference_checkpoint(tmp_path / "src", "distilbert")
-    ours = TokenClassifier.from_pretrained(folder)
-    ours.save_pretrained(tmp_path / "out")
-    again = TokenClassifier.from_pretrained(tmp_path / "out")
+    ours = load_model(folder)
+    save_model(ours, tmp_path / "out")
+    again = load_model(tmp_path / "out")
     ref = load_reference(tmp_path / "out")
     ids, mask = padded_batch(ours.config.vocab_size, [12, 7])
     with torch.inference_mode():
@@ -154,18 +154,18 @@ def test_save_pretrained_round_trip_loads_in_both_libraries(tmp_path) -> None:
 
 def test_dtype_and_device_options(tmp_path) -> None:
     folder = make_reference_checkpoint(tmp_path, "distilbert")
-    model = TokenClassifier.from_pretrained(folder, dtype="bfloat16", device="cpu")
+    model = load_model(folder, dtype="bfloat16", device="cpu")
     assert model.dtype == torch.bfloat16 and not model.training
     ids, mask = padded_batch(model.config.vocab_size, [10, 4])
     with torch.inference_mode():
         logits = model(ids, mask).logits
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
     with pytest.raises(ValueError, match="unknown dtype"):
-        TokenClassifier.from_pretrained(folder, dtype="float8")
+        load_model(folder, dtype="float8")
 
 
 def test_too_long_input_is_a_clear_error(tmp_path) -> None:
     folder = make_reference_checkpoint(tmp_path, "distilbert")
-    model = TokenClassifier.from_pretrained(folder)
+    model = load_model(folder)
     with pytest.raises(ValueError, match="only 512 positions"):
         model(torch.ones(1, 513, dtype=torch.long))

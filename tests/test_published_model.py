@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minibert_ner import ModelNotFoundError, TokenClassifier, Tokenizer
+from minibert_ner import ModelNotFoundError, Tokenizer, load_model
 from minibert_ner.hub import resolve_folder
 
 from .conftest import load_reference
@@ -33,7 +33,7 @@ def published_folder() -> Path:
 
 def test_published_model_matches_reference_and_model_card() -> None:
     folder = published_folder()
-    ours = TokenClassifier.from_pretrained(folder)
+    ours = load_model(folder)
     tok = Tokenizer.from_pretrained(folder)
     ref = load_reference(folder)
     enc = tok.encode("My name is Wolfgang and I live in Berlin")

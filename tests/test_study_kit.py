@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from minibert_ner import TokenClassifier, Tokenizer
+from minibert_ner import TokenClassifier, Tokenizer, load_model, save_model
 from minibert_ner.errors import CheckpointError, InterventionError
-from minibert_ner.interventions import (
+from minibert_ner.study.interventions import (
     cap_sequence_length,
     capture,
     mask_heads,
@@ -23,7 +23,7 @@ from minibert_ner.interventions import (
     replace_activation,
     skip_layers,
 )
-from minibert_ner.lens import inspect_text, logit_lens
+from minibert_ner.study.lens import inspect_text, logit_lens
 
 from .conftest import REPO
 
@@ -38,7 +38,7 @@ def model_dir(request, small_distilbert, small_bert) -> Path:
 
 @pytest.fixture
 def model(model_dir) -> TokenClassifier:
-    return TokenClassifier.from_pretrained(model_dir)
+    return load_model(model_dir)
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_pruning_heads_equals_masking_them(model, batch, heads) -> None:
 def test_saving_a_pruned_model_is_refused(model, tmp_path) -> None:
     pruned = prune_heads(copy.deepcopy(model), {1: [0]})
     with pytest.raises(CheckpointError, match=r"blocks \[1\] have pruned attention heads"):
-        pruned.save_pretrained(tmp_path / "pruned")
+        save_model(pruned, tmp_path / "pruned")
 
 
 def test_prune_refuses_hooked_projections(model) -> None:
@@ -232,7 +232,7 @@ def test_bad_layers_and_heads_are_refused_clearly(model) -> None:
 
 def test_figures_are_valid_png_files(model, model_dir, tmp_path) -> None:
     image = pytest.importorskip("matplotlib.image", reason="pip install 'minibert-ner[plot]'")
-    from minibert_ner.figures import save_figures
+    from minibert_ner.study.figures import save_figures
 
     inspection = inspect_text(model, Tokenizer.from_pretrained(model_dir), TEXT)
     paths = save_figures(inspection, tmp_path / "figs")

@@ -10,13 +10,13 @@ import warnings
 import pytest
 import torch
 
+from minibert_ner import load_model
 from minibert_ner.cli import main
-from minibert_ner.conll import Sentence, read_conll
 from minibert_ner.errors import DataError, InputError
-from minibert_ner.model import TokenClassifier
-from minibert_ner.pipeline import pipeline
+from minibert_ner.inference.pipeline import pipeline
 from minibert_ner.tokenizer import Tokenizer
-from minibert_ner.train import (
+from minibert_ner.training.conll import Sentence, read_conll
+from minibert_ner.training.train import (
     IGNORE,
     TrainConfig,
     collate,
@@ -80,7 +80,7 @@ def test_training_reduces_loss_and_saves_a_model_both_libraries_load(tiny_base, 
     assert result.best_epoch == best["epoch"] and result.best_valid == best["valid"]
 
     out = tmp_path / "out"
-    ours = TokenClassifier.from_pretrained(out)
+    ours = load_model(out)
     our_tok = Tokenizer.from_pretrained(out)
     before, after = mean_loss(initial, our_tok, splits[0]), mean_loss(ours, our_tok, splits[0])
     assert after < 0.6 * before, (before, after)
@@ -103,11 +103,11 @@ def test_training_reduces_loss_and_saves_a_model_both_libraries_load(tiny_base, 
 def test_same_seed_same_model(tiny_base, splits, tmp_path):
     for name in ("a", "b"):
         run_training(tiny_base, splits, tmp_path / name, epochs=1, max_steps=3)
-    a = TokenClassifier.from_pretrained(tmp_path / "a").state_dict()
-    b = TokenClassifier.from_pretrained(tmp_path / "b").state_dict()
+    a = load_model(tmp_path / "a").state_dict()
+    b = load_model(tmp_path / "b").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     run_training(tiny_base, splits, tmp_path / "c", epochs=1, max_steps=3, seed=7)
-    c = TokenClassifier.from_pretrained(tmp_path / "c").state_dict()
+    c = load_model(tmp_path / "c").state_dict()
     assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..conll import read_conll
 from ..errors import InputError
-from ..train import TrainConfig, train
+from ..training.conll import read_conll
+from ..training.train import TrainConfig, train
 from .options import add_device_argument
 
 

@@ -1,10 +1,10 @@
 """The `minibert-ner` command: label texts by default, or run a subcommand.
 
-    minibert-ner "Some text"                 # label texts (commands/label.py)
-    minibert-ner evaluate --model M ...      # a subcommand (commands/<name>.py)
+    minibert-ner "Some text"                 # label texts (cli/label.py)
+    minibert-ner evaluate --model M ...      # a subcommand (cli/<name>.py)
     minibert-ner -- evaluate                 # label the text "evaluate"
 
-Each subcommand lives in its own module under `commands/`, exposing `add_arguments(parser)` and
+Each subcommand lives in its own module of this package, exposing `add_arguments(parser)` and
 `run(args) -> int`. Errors we raise on purpose (`MiniBertError`, bad files) end as one line on
 stderr and the error's exit status (2 for bad input), never a traceback; Ctrl-C ends with 130.
 """
@@ -16,9 +16,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .errors import MiniBertError
+from ..errors import MiniBertError
 
-# subcommand name -> module under minibert_ner.commands; "label" is the default action.
+# subcommand name -> module of minibert_ner.cli; "label" is the default action.
 SUBCOMMANDS: dict[str, str] = {
     "label": "label",
     "batch": "batch",
@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def build_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
-    module = importlib.import_module(f"minibert_ner.commands.{SUBCOMMANDS[name]}")
+    module = importlib.import_module(f"minibert_ner.cli.{SUBCOMMANDS[name]}")
     prog = "minibert-ner" if name == "label" else f"minibert-ner {name}"
     parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
     module.add_arguments(parser)

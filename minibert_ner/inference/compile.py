@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import MiniBertError
-from .model import TokenClassifier
+from ..errors import MiniBertError
+from ..model import TokenClassifier
 
 LENGTH_BUCKET = 64  # pad sequence lengths up to a multiple of this when compiled
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InputError
-from .model import TokenClassifier
-from .tokenizer import Tokenizer
+from ..errors import InputError
+from ..model import TokenClassifier
+from ..tokenizer import Tokenizer
 
 
 def logit_lens(model: TokenClassifier, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:

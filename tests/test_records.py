@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert_ner import corpus
-from minibert_ner.aggregation import STRATEGIES, entity_fields
-from minibert_ner.corpus import ParquetWriter, find_inputs, read_records
+from minibert_ner.batch import records as corpus
+from minibert_ner.batch.records import ParquetWriter, find_inputs, read_records
 from minibert_ner.errors import BatchError, MissingExtraError
+from minibert_ner.inference.aggregation import STRATEGIES, entity_fields
 
 from .corpora import arrow, jsonl_file, text_file
 
@@ -179,7 +179,7 @@ def test_parquet_ids_of_another_type_are_record_errors(tmp_path):
 
 
 def test_entity_fields_are_what_the_pipeline_returns(ner_model_dir):
-    from minibert_ner.pipeline import pipeline
+    from minibert_ner.inference.pipeline import pipeline
 
     ner = pipeline(model=str(ner_model_dir))
     text = "Angela Merkel met Emmanuel Macron in Paris and Berlin last week."

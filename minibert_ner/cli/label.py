@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 from ..errors import InputError
-from ..pipeline import pipeline
-from ..progress import Progress
+from ..inference.pipeline import pipeline
 from .options import add_pipeline_arguments, pipeline_kwargs
+from .progress import Progress
 
 FORMATS = ("json", "jsonl", "table", "conll")
 CHUNK_LINES = 2048  # lines labelled together: sorted by length within a chunk, then written

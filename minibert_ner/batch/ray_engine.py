@@ -36,9 +36,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .batch import RECORDS_PER_CHUNK, FileJob, Result
-from .corpus import Record, arrow_entities_type, read_records, require_pyarrow
-from .errors import BatchError, JobError, MissingExtraError
+from ..errors import BatchError, JobError, MissingExtraError
+from .job import RECORDS_PER_CHUNK, FileJob, Result
+from .records import Record, arrow_entities_type, read_records, require_pyarrow
 
 # Seconds to wait for the Ray cluster at an address before giving up with a JobError.
 CONNECT_TIMEOUT = 30.0
@@ -81,7 +81,7 @@ class EntityTagger:
     ) -> None:
         import torch
 
-        from .pipeline import pipeline
+        from ..inference.pipeline import pipeline
 
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -280,7 +280,7 @@ def ray_results(
     again at the end). Actors that die are restarted and their batches retried (Ray Data's
     default for actor pools), so a lost worker costs time, not records.
     """
-    from .pipeline import pipeline
+    from ..inference.pipeline import pipeline
 
     ray = require_ray()
     # Load the model here once, on CPU, to fail early with a clear message on a model or option

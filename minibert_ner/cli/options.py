@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..aggregation import STRATEGIES
-from ..pipeline import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MODEL, DEFAULT_STRIDE
-from ..quantize import QUANTIZATIONS
+from ..inference.aggregation import STRATEGIES
+from ..inference.pipeline import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_STRIDE,
+)
+from ..inference.quantize import QUANTIZATIONS
 
 DTYPES = ("float32", "bfloat16", "float16")
 

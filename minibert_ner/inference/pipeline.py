@@ -27,13 +27,13 @@ from typing import NamedTuple
 import torch
 from tokenizers import Encoding
 
+from ..checkpoint import load_model, resolve_dtype
+from ..errors import InputError, MiniBertError
+from ..model import TokenClassifier
+from ..tokenizer import Tokenizer
 from .aggregation import STRATEGIES, LabelScheme, aggregate, gather_tokens
-from .checkpoint import resolve_dtype
 from .compile import LENGTH_BUCKET, compile_model
-from .errors import InputError, MiniBertError
-from .model import TokenClassifier
 from .quantize import QUANTIZATIONS, quantize_int8
-from .tokenizer import Tokenizer
 from .windows import plan_windows
 
 DEFAULT_MODEL = "dslim/distilbert-NER"
@@ -477,7 +477,7 @@ def pipeline(
     else:
         if tokenizer is None:
             tokenizer = model
-        model = TokenClassifier.from_pretrained(
+        model = load_model(
             model, revision=revision, token=token, device=resolve_device(device), dtype=torch_dtype
         )
     if not isinstance(tokenizer, Tokenizer):

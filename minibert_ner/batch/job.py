@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from .corpus import (
+from ..errors import BatchError, JobError
+from .records import (
     OUTPUT_FORMATS,
     JsonlWriter,
     ParquetWriter,
@@ -52,7 +53,6 @@ from .corpus import (
     read_records,
     temporary_path,
 )
-from .errors import BatchError, JobError
 
 ENGINES = ("local", "ray")
 MANIFEST = "manifest.json"
@@ -627,7 +627,7 @@ def local_results(
 ) -> Iterator[Result]:
     """The local engine: the in-process pipeline, over chunks of records that run across file
     boundaries (so that many small files still fill forward batches)."""
-    from .pipeline import pipeline
+    from ..inference.pipeline import pipeline
 
     ner = pipeline(model=model, **pipeline_options)
     size = max(RECORDS_PER_CHUNK, pipeline_options.get("batch_size") or 0)
@@ -657,7 +657,7 @@ def run_options(
     """The settings that decide the output's content, as stored in (and checked against) the
     manifest: pipeline defaults filled in, so that leaving an option out equals passing its
     default; a local model folder as an absolute path, so that `./m` and `/abs/m` match."""
-    from .pipeline import pipeline
+    from ..inference.pipeline import pipeline
 
     signature = inspect.signature(pipeline).parameters.items()
     defaults = {n: p.default for n, p in signature if p.default is not inspect.Parameter.empty}

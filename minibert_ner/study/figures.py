@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .errors import MissingExtraError
+from ..errors import MissingExtraError
 from .lens import Inspection
 
 INSTALL_HINT = "pip install 'minibert-ner[plot]' (or: pip install matplotlib)"

@@ -26,14 +26,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from ..checkpoint import load_model, save_model
+from ..config import ModelConfig
+from ..errors import DataError, InputError
+from ..hub import WEIGHT_FILES, resolve_folder
+from ..inference.pipeline import NERPipeline, resolve_device
+from ..model import TokenClassifier
+from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types
-from .errors import DataError, InputError
-from .hub import WEIGHT_FILES, resolve_folder
 from .metrics import Report, evaluate_pipeline
-from .model import TokenClassifier
-from .pipeline import NERPipeline, resolve_device
-from .tokenizer import Tokenizer
 
 IGNORE = -100  # label id the loss skips: special tokens, padding, non-first subwords
 
@@ -199,8 +200,8 @@ def load_for_training(
     folder = resolve_folder(name_or_path, files=WEIGHT_FILES)
     config = ModelConfig.from_json_file(folder / "config.json")
     if sorted(config.id2label.values()) == sorted(labels):
-        return TokenClassifier.from_pretrained(folder, device=device)
-    return TokenClassifier.from_pretrained(folder, device=device, id2label=dict(enumerate(labels)))
+        return load_model(folder, device=device)
+    return load_model(folder, device=device, id2label=dict(enumerate(labels)))
 
 
 def train(
@@ -302,7 +303,7 @@ def train(
         if improved:
             best_f1 = report.f1
             result.best_epoch, result.best_valid = epoch, report.to_dict()
-            model.save_pretrained(output)
+            save_model(model, output)
             tokenizer.save(output)
 
     result.train_seconds = time.perf_counter() - start

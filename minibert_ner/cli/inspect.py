@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 from contextlib import ExitStack
 
-from ..interventions import mask_heads, parse_heads, replace_activation, skip_layers
-from ..lens import inspect_text
-from ..model import ACTIVATIONS, TokenClassifier
-from ..pipeline import resolve_device
+from ..checkpoint import load_model
+from ..config import ACTIVATIONS
+from ..inference.pipeline import resolve_device
+from ..study.interventions import mask_heads, parse_heads, replace_activation, skip_layers
+from ..study.lens import inspect_text
 from ..tokenizer import Tokenizer
 from .options import add_device_argument
 
@@ -44,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out is not None:
-        from ..figures import require_matplotlib
+        from ..study.figures import require_matplotlib
 
         require_matplotlib()  # say so now, not after loading the model
-    model = TokenClassifier.from_pretrained(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, device=resolve_device(args.device))
     tokenizer = Tokenizer.from_pretrained(args.model)
     with ExitStack() as stack:  # undone on leaving, also if one of them is refused
         interventions = []
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print("Interventions: " + "; ".join(i.description for i in interventions) + "\n")
     print(inspection.render())
     if args.out is not None:
-        from ..figures import save_figures
+        from ..study.figures import save_figures
 
         paths = save_figures(inspection, args.out)
         print(f"\nWrote {len(paths)} figures:")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .aggregation import entity_fields
-from .errors import BatchError, MissingExtraError
+from ..errors import BatchError, MissingExtraError
+from ..inference.aggregation import entity_fields
 
 # Input file suffix -> how its records are read.
 INPUT_FORMATS = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl",

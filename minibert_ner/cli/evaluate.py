@@ -8,12 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ..conll import read_conll
 from ..errors import InputError
-from ..metrics import evaluate_pipeline
-from ..pipeline import pipeline
-from ..progress import Progress
+from ..inference.pipeline import pipeline
+from ..training.conll import read_conll
+from ..training.metrics import evaluate_pipeline
 from .options import add_pipeline_arguments, pipeline_kwargs
+from .progress import Progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -45,12 +45,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
 
-from .errors import InterventionError
-from .model import ACTIVATIONS, Block, TokenClassifier
+from ..config import ACTIVATIONS
+from ..errors import InterventionError
+from ..model import Block, TokenClassifier, make_activation
 
 
 class Intervention:
@@ -247,7 +249,7 @@ def replace_activation(
 ) -> Intervention:
     """Swap the feed-forward non-linearity (`layers.{i}.ffn.act`) of some or all blocks.
 
-    `activation` is a config name ("relu", "gelu_new", ...: see `model.ACTIVATIONS`), a module
+    `activation` is a config name ("relu", "gelu_new", ...: see `config.ACTIVATIONS`), a module
     (shared by the blocks; it should hold no state) or a function returning a fresh module.
     """
     if isinstance(activation, str):
@@ -256,7 +258,7 @@ def replace_activation(
                 f"unknown activation {activation!r}; choose one of {', '.join(sorted(ACTIVATIONS))}"
                 " or pass a torch module"
             )
-        make: Callable[[], nn.Module] = ACTIVATIONS[activation]
+        make: Callable[[], nn.Module] = partial(make_activation, activation)
     elif isinstance(activation, nn.Module):
         make = lambda: activation  # noqa: E731
     elif callable(activation):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..batch import ENGINES, run_batch
-from ..corpus import OUTPUT_FORMATS
+from ..batch.job import ENGINES, run_batch
+from ..batch.records import OUTPUT_FORMATS
 from .options import add_pipeline_arguments, int_at_least, pipeline_kwargs, positive_float
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 DOCSTART = "-DOCSTART-"
 # "O", or B-/I- and a type ("B-PER", "I-MISC"): the tags both schemes use.

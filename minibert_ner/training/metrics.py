@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # for annotations only: scoring tags needs neither
+    from ..inference.pipeline import NERPipeline
     from .conll import Sentence
-    from .pipeline import NERPipeline
 
 Entity = tuple[str, int, int]  # (type, first word, last word), both ends inclusive
 

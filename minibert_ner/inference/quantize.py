@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import MissingExtraError
-from .model import TokenClassifier
+from ..errors import MissingExtraError
+from ..model import TokenClassifier
 
 QUANTIZATIONS = (None, "int8")  # what `pipeline(quantize=...)` accepts
 
