@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from minibert_ner.batch import EXIT_INCOMPLETE, run_batch
 from minibert_ner.batch import job as batch
-from minibert_ner.batch.job import EXIT_INCOMPLETE, JOURNAL, OutputFolder, run_batch
+from minibert_ner.batch.folder import JOURNAL, OutputFolder
+from minibert_ner.batch.local import local_results
 from minibert_ner.batch.records import find_inputs
 from minibert_ner.cli import main
 from minibert_ner.errors import BatchError
@@ -168,7 +170,7 @@ def test_resume_skips_finished_files(tmp_path, small_distilbert, texts):
     options = batch.run_options(small_distilbert, "jsonl", "text", None, {})
 
     def interrupted(jobs):  # the local engine, stopped (as by Ctrl-C) when it reaches the 2nd file
-        for result in batch.local_results(jobs, str(small_distilbert)):
+        for result in local_results(jobs, str(small_distilbert)):
             if result[0] == 1:
                 raise KeyboardInterrupt
             yield result

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from minibert_ner.batch.job import JOURNAL, run_batch
+from minibert_ner.batch import run_batch
+from minibert_ner.batch.folder import JOURNAL
 from minibert_ner.cli import main
 
 from .conftest import REPO, conll_sentences

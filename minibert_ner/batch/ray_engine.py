@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BatchError, JobError, MissingExtraError
-from .job import RECORDS_PER_CHUNK, FileJob, Result
+from .plan import RECORDS_PER_CHUNK, FileJob, Result
 from .records import Record, arrow_entities_type, read_records, require_pyarrow
 
 # Seconds to wait for the Ray cluster at an address before giving up with a JobError.
