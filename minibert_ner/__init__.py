@@ -25,7 +25,7 @@ from .errors import (
     ModelNotFoundError,
     TokenizerError,
 )
-from .inference.pipeline import NERPipeline, pipeline
+from .inference import Entity, NERPipeline, PipelineOptions, TokenEntity, pipeline
 from .model import TokenClassifier, TokenClassifierOutput
 from .tokenizer import Tokenizer
 
@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchError",
+    "Entity",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -44,8 +45,10 @@ __all__ = [
     "ModelConfig",
     "ModelNotFoundError",
     "NERPipeline",
+    "PipelineOptions",
     "TokenClassifier",
     "TokenClassifierOutput",
+    "TokenEntity",
     "Tokenizer",
     "TokenizerError",
     "load_model",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from tokenizers.models import WordPiece
 
 from .errors import TokenizerError
 from .hub import TOKENIZER_FILES, resolve_folder
+
+__all__ = ["SPECIAL_TOKENS", "Template", "Tokenizer", "bert_wordpiece", "read_vocab"]
 
 # transformers writes this for "no limit" in tokenizer_config.json.
 _NO_LIMIT = int(1e29)
@@ -67,6 +70,38 @@ def bert_wordpiece(
     return backend
 
 
+@dataclass(frozen=True)
+class Template:
+    """The special tokens the tokenizer puts around one text: for BERT, [CLS] text [SEP]."""
+
+    prefix: int  # special tokens before the text
+    suffix: int  # special tokens after it
+
+    @classmethod
+    def of(cls, post_processor: dict[str, Any] | None) -> Template:
+        """Read from a `tokenizer.json` post-processor (its single-sequence template)."""
+        if post_processor is None:
+            return cls(0, 0)
+        kind = post_processor.get("type")
+        if kind == "TemplateProcessing":
+            sizes = {k: len(v["ids"]) for k, v in post_processor["special_tokens"].items()}
+            counts, seen_text = [0, 0], False
+            for piece in post_processor["single"]:
+                if "Sequence" in piece:
+                    seen_text = True
+                else:
+                    counts[seen_text] += sizes[piece["SpecialToken"]["id"]]
+            return cls(*counts)
+        if kind in ("BertProcessing", "RobertaProcessing"):  # cls text sep
+            return cls(1, 1)
+        if kind == "ByteLevel":  # offsets only
+            return cls(0, 0)
+        if kind == "Sequence":
+            parts = [cls.of(p) for p in post_processor["processors"]]
+            return cls(sum(p.prefix for p in parts), sum(p.suffix for p in parts))
+        raise TokenizerError(f"unknown tokenizer post-processor {kind!r}")
+
+
 def read_vocab(path: Path) -> dict[str, int]:
     """vocab.txt: one token a line, the line number is its id."""
     try:
@@ -95,6 +130,14 @@ class Tokenizer:
         self.config = dict(config or {})  # tokenizer_config.json, written back by save()
         pad = _token_text(self.config.get("pad_token", SPECIAL_TOKENS["pad_token"]))
         self.pad_token_id: int = backend.token_to_id(pad) or 0
+        self.template = Template.of(json.loads(backend.to_str()).get("post_processor"))
+        unk = getattr(backend.model, "unk_token", None)
+        self.unk_token_id: int | None = backend.token_to_id(unk) if unk else None
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens the tokenizer knows, added tokens included (the model's table must be as big)."""
+        return self.backend.get_vocab_size()
 
     @classmethod
     def from_pretrained(

@@ -8,7 +8,7 @@ same texts (CoNLL sentences, words joined by spaces), after a warm-up:
 
 - `forward`: our bare model forward pass on length-sorted batches of the tokenized texts (the floor
   for any pipeline: no tokenization, no decoding);
-- `ours`: `minibert_ner.inference.pipeline` end to end, text in, entities out;
+- `ours`: `minibert_ner.pipeline` end to end, text in, entities out;
 - `hf-bs1`, `hf-bs32`: transformers' token-classification pipeline, batch_size 1 and 32.
 
 FLOPs are counted per wordpiece from the shapes (projections, feed-forward, attention scores), and

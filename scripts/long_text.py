@@ -27,7 +27,7 @@ def main() -> None:
 
     words = [w for s in read_conll(args.data) for w in s.words][: args.words]
     text = " ".join(words)
-    ner = minibert_ner.inference.pipeline(args.model)
+    ner = minibert_ner.pipeline(args.model)
     t0 = time.perf_counter()
     entities = ner(text)
     seconds = time.perf_counter() - t0

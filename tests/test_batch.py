@@ -19,6 +19,7 @@ from minibert_ner.batch.local import local_results
 from minibert_ner.batch.records import find_inputs
 from minibert_ner.cli import main
 from minibert_ner.errors import BatchError
+from minibert_ner.inference.options import PipelineOptions
 
 from .conftest import conll_sentences
 from .corpora import arrow, assert_same_entities, read_jsonl
@@ -167,10 +168,10 @@ def test_parquet_output_reports_ids_it_cannot_hold(tmp_path, small_distilbert):
 def test_resume_skips_finished_files(tmp_path, small_distilbert, texts):
     corpus, out = tmp_path / "corpus", tmp_path / "out"
     write_corpus(corpus, texts[:20])
-    options = batch.run_options(small_distilbert, "jsonl", "text", None, {})
+    options = batch.run_options(small_distilbert, "jsonl", "text", None, PipelineOptions())
 
     def interrupted(jobs):  # the local engine, stopped (as by Ctrl-C) when it reaches the 2nd file
-        for result in local_results(jobs, str(small_distilbert)):
+        for result in local_results(jobs, str(small_distilbert), PipelineOptions()):
             if result[0] == 1:
                 raise KeyboardInterrupt
             yield result
@@ -331,7 +332,7 @@ def test_output_folder_problems_are_found_before_the_model_loads(tmp_path, capsy
 def test_one_run_at_a_time_per_output_folder(tmp_path, small_distilbert):
     (tmp_path / "a.txt").write_text("Paris\n")
     out = tmp_path / "out"
-    options = batch.run_options(small_distilbert, "jsonl", "text", None, {})
+    options = batch.run_options(small_distilbert, "jsonl", "text", None, PipelineOptions())
     with (
         OutputFolder(out, options),  # another run holds the folder
         pytest.raises(BatchError, match="in use by another minibert-ner batch run"),

@@ -45,7 +45,7 @@ def records(out: bytes) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ner(ner_model_dir):
-    return minibert_ner.inference.pipeline(ner_model_dir)
+    return minibert_ner.pipeline(ner_model_dir)
 
 
 def test_texts_as_arguments(ner, ner_model_dir) -> None:
@@ -206,12 +206,12 @@ def test_errors_are_one_line_and_non_zero(
 
 def test_quantize_is_a_label_option() -> None:
     from minibert_ner.cli import build_parser
-    from minibert_ner.cli.options import pipeline_kwargs
+    from minibert_ner.cli.options import pipeline_options
 
     parser, _ = build_parser("label")
     args = parser.parse_args(["--quantize", "int8", "text"])
-    assert pipeline_kwargs(args)["quantize"] == "int8"
-    assert pipeline_kwargs(parser.parse_args(["text"]))["quantize"] is None  # exact by default
+    assert pipeline_options(args).quantize == "int8"
+    assert pipeline_options(parser.parse_args(["text"])).quantize is None  # exact by default
 
 
 def test_evaluate_checks_its_batch_size(tmp_path, monkeypatch, capsys) -> None:

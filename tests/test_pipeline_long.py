@@ -71,10 +71,10 @@ def test_window_plan_labels_every_token_once_with_the_most_context(size) -> None
 
 def test_a_20000_word_document_gets_every_token_and_entity(ner_model_dir) -> None:
     text, words = long_document(20_000)
-    ner = minibert_ner.inference.pipeline(ner_model_dir)
+    ner = minibert_ner.pipeline(ner_model_dir)
     encoding = ner.tokenizer.encode(text)
     n = len(encoding.ids) - 2
-    windows = plan_windows(n, ner.window_size - 2, ner.stride)
+    windows = plan_windows(n, ner.window_size - 2, ner.options.stride)
     assert len(windows) > 40
 
     tokens = ner(text, aggregation_strategy="none", ignore_labels=[])
@@ -105,7 +105,7 @@ def test_a_20000_word_document_gets_every_token_and_entity(ner_model_dir) -> Non
 
 def test_each_token_comes_from_the_window_with_the_most_context(ner_model_dir) -> None:
     text, _ = long_document(400)
-    ner = minibert_ner.inference.pipeline(ner_model_dir, max_length=40, stride=12)
+    ner = minibert_ner.pipeline(ner_model_dir, max_length=40, stride=12)
     ids = ner.tokenizer.encode(text).ids
     n = len(ids) - 2
     windows = plan_windows(n, 38, 12)
@@ -175,7 +175,7 @@ def test_text_that_fits_one_window_is_run_as_short_text(ner_model_dir) -> None:
     """510 tokens + [CLS] + [SEP] fit: transformers' own pipeline gives the same entities. One
     token more: transformers drops it, we label it."""
     text, _ = long_document(600)
-    ner = minibert_ner.inference.pipeline(ner_model_dir)
+    ner = minibert_ner.pipeline(ner_model_dir)
     while len(ner.tokenizer.encode(text).ids) > 512:
         text = text.rsplit(" ", 1)[0]
     text += " a" * (512 - len(ner.tokenizer.encode(text).ids))  # "a" is one token

@@ -110,7 +110,7 @@ def test_entities_match_transformers(case, tmp_path, cased_tokenizer) -> None:
     name, n_sentences = case[0], case[-1]
     folder = build(case, tmp_path / "model", cased_tokenizer)
     texts = parity_texts(n_sentences)
-    ours = minibert_ner.inference.pipeline(folder)
+    ours = minibert_ner.pipeline(folder)
     assert ours.window_size == 512
 
     start = time.perf_counter()
@@ -139,7 +139,7 @@ def test_ignore_labels_and_pre_split_words_match_transformers(tmp_path, cased_to
     (folder / "tokenizer.json").unlink()
     config = {"do_lower_case": False, "max_len": 512, "tokenizer_class": "BertTokenizer"}
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    ours, theirs = minibert_ner.inference.pipeline(folder), reference_pipeline(folder)
+    ours, theirs = minibert_ner.pipeline(folder), reference_pipeline(folder)
     assert ours.window_size == 512
     texts = parity_texts(60)
     n = 0
@@ -174,12 +174,10 @@ def test_compiled_pipeline_equals_eager(tmp_path, ner_model_dir) -> None:
         "",
         "Peter Blackburn",
     ]
-    eager = minibert_ner.inference.pipeline(
-        ner_model_dir, aggregation_strategy="none", ignore_labels=[]
-    )
-    compiled = minibert_ner.inference.pipeline(
+    eager = minibert_ner.pipeline(ner_model_dir, aggregation_strategy="none", ignore_labels=[])
+    compiled = minibert_ner.pipeline(
         ner_model_dir, aggregation_strategy="none", ignore_labels=[], compile=True, batch_size=4
     )
-    assert compiled._forward is not compiled.model  # really the torch.compile wrapper
+    assert compiled.runner._forward is not compiled.model  # really the torch.compile wrapper
     got, expected = compiled(texts), eager(texts)
     assert assert_same_entities(got, expected, "compiled") == sum(len(x) for x in expected) > 20

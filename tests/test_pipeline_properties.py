@@ -37,7 +37,7 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def ner(ner_model_dir) -> NERPipeline:
-    return minibert_ner.inference.pipeline(ner_model_dir)
+    return minibert_ner.pipeline(ner_model_dir)
 
 
 def variant(ner: NERPipeline, **settings) -> NERPipeline:
@@ -134,9 +134,9 @@ def test_bad_input_gets_a_clear_error(ner, ner_model_dir) -> None:
         with pytest.raises(InputError):
             variant(ner, **bad)
     with pytest.raises(InputError, match="unknown dtype"):
-        minibert_ner.inference.pipeline(ner_model_dir, dtype="float8")
+        minibert_ner.pipeline(ner_model_dir, dtype="float8")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
-            minibert_ner.inference.pipeline(ner_model_dir, device="cuda")
+            minibert_ner.pipeline(ner_model_dir, device="cuda")
     with pytest.raises(InputError, match="unknown device"):
-        minibert_ner.inference.pipeline(ner_model_dir, device="gpu0")
+        minibert_ner.pipeline(ner_model_dir, device="gpu0")

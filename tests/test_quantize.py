@@ -15,8 +15,8 @@ from .conftest import conll_sentences
 
 def test_int8_labels_agree_with_float32(ner_model_dir) -> None:
     pytest.importorskip("torchao", reason="pip install 'minibert-ner[quant]'")
-    exact = minibert_ner.inference.pipeline(ner_model_dir)
-    int8 = minibert_ner.inference.pipeline(ner_model_dir, quantize="int8")
+    exact = minibert_ner.pipeline(ner_model_dir)
+    int8 = minibert_ner.pipeline(ner_model_dir, quantize="int8")
     assert int8.model.classifier.weight.dtype == torch.float32  # the head stays exact
     sentences = conll_sentences("test", limit=200)
     a, b = exact.label_words(sentences), int8.label_words(sentences)
@@ -32,8 +32,8 @@ def test_int8_labels_agree_with_float32(ner_model_dir) -> None:
 
 def test_bad_quantize_value_and_missing_extra(ner_model_dir, monkeypatch) -> None:
     with pytest.raises(InputError, match="unknown quantize='int4'"):
-        minibert_ner.inference.pipeline(ner_model_dir, quantize="int4")
+        minibert_ner.pipeline(ner_model_dir, quantize="int4")
     monkeypatch.setitem(sys.modules, "torchao", None)  # import torchao -> ImportError
     monkeypatch.setitem(sys.modules, "torchao.quantization", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'minibert-ner\[quant\]'"):
-        minibert_ner.inference.pipeline(ner_model_dir, quantize="int8")
+        minibert_ner.pipeline(ner_model_dir, quantize="int8")

@@ -119,3 +119,47 @@ def test_bad_input_and_files(minilm, tmp_path) -> None:
     (tmp_path / "bad" / "tokenizer.json").write_text("{not json")
     with pytest.raises(TokenizerError, match="cannot read"):
         Tokenizer.from_pretrained(tmp_path / "bad")
+
+
+def probed_template(tok: Tokenizer) -> tuple[int, int]:
+    """The special tokens around a text as encoding tells them (the template must agree)."""
+    n_special = len(tok.encode("").ids)
+    mask = tok.encode("a").special_tokens_mask
+    prefix = mask.index(0) if 0 in mask else n_special
+    return prefix, n_special - prefix
+
+
+def test_tokenizer_states_its_template(minilm, tmp_path):
+    from tokenizers import processors
+
+    from minibert_ner.tokenizer import Template
+
+    from_json = Tokenizer.from_pretrained(minilm)
+    (tmp_path / "vocab").mkdir()
+    shutil.copy(minilm / "vocab.txt", tmp_path / "vocab" / "vocab.txt")
+    from_vocab = Tokenizer.from_pretrained(tmp_path / "vocab")
+    cases = {"tokenizer.json": from_json, "vocab.txt": from_vocab}
+    backend = from_json.backend
+    templates = {
+        "none": None,
+        "roberta": processors.RobertaProcessing(("[SEP]", 102), ("[CLS]", 101)),
+        "two before": processors.TemplateProcessing(
+            single="[CLS] [CLS] $A [SEP]", special_tokens=[("[CLS]", 101), ("[SEP]", 102)]
+        ),
+        "sequence": processors.Sequence(
+            [
+                processors.ByteLevel(trim_offsets=False),
+                processors.BertProcessing(("[SEP]", 102), ("[CLS]", 101)),
+            ]  # fmt: skip
+        ),
+    }
+    for name, processor in templates.items():
+        copy = Tokenizer(type(backend).from_str(backend.to_str()))
+        copy.backend.post_processor = processor
+        cases[name] = Tokenizer(copy.backend)
+    for name, tok in cases.items():
+        assert (tok.template.prefix, tok.template.suffix) == probed_template(tok), name
+    assert from_json.template == Template(1, 1) and cases["two before"].template == Template(2, 1)
+    assert cases["none"].template == Template(0, 0)
+    assert from_json.vocab_size == from_json.backend.get_vocab_size() == 30522
+    assert from_json.unk_token_id == from_json.backend.token_to_id("[UNK]")

@@ -21,8 +21,6 @@ recorded in the manifest, so a run that stops, however it stops, resumes where i
 
 from __future__ import annotations
 
-import inspect
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import BatchError, JobError
+from ..inference.options import PipelineOptions
 from .folder import OutputFolder
 from .local import local_results
 from .plan import FileCounts, FileJob, Result, Stamp
@@ -54,9 +53,6 @@ __all__ = [
 ]
 
 ENGINES = ("local", "ray")
-# Pipeline options left out of the manifest: those that do not change the labels (a resumed run
-# may change them), and the hub access token, which must not be written to disk.
-NOT_IN_MANIFEST = ("device", "batch_size", "max_batch_tokens", "compile", "token")
 # Exit status of a job that finished without labelling every record: some are in .errors.jsonl
 # files, or an input changed while it was read. 0: every record labelled. An error ends the job
 # with its `exit_status` (2: bad input or options; 1: `JobError`), Ctrl-C with 130.
@@ -257,27 +253,19 @@ def run_options(
     output_format: str,
     text_column: str,
     id_column: str | None,
-    pipeline_options: dict[str, Any],
+    options: PipelineOptions,
 ) -> dict[str, Any]:
     """The settings that decide the output's content, as stored in (and checked against) the
-    manifest: pipeline defaults filled in, so that leaving an option out equals passing its
-    default; a local model folder as an absolute path, so that `./m` and `/abs/m` match."""
-    from ..inference.pipeline import pipeline
-
-    signature = inspect.signature(pipeline).parameters.items()
-    defaults = {n: p.default for n, p in signature if p.default is not inspect.Parameter.empty}
+    manifest: the pipeline options that change the output (`PipelineOptions.output_fields`), and
+    the model, a local folder as an absolute path, so that `./m` and `/abs/m` match."""
     local = Path(model).expanduser()
-    options: dict[str, Any] = {
+    return {
         "model": str(local.resolve()) if local.is_dir() else str(model),
         "format": output_format,
         "text_column": text_column,
         "id_column": id_column,
+        **options.output_fields(),
     }
-    for name, value in sorted({**defaults, **pipeline_options}.items()):
-        if name != "model" and name not in NOT_IN_MANIFEST:
-            simple = isinstance(value, (str, int, float, bool, tuple, list, type(None)))
-            options[name] = value if simple else str(value)
-    return json.loads(json.dumps(options))  # as it reads back from the manifest (tuples -> lists)
 
 
 def run_batch(
@@ -294,15 +282,17 @@ def run_batch(
     cpus_per_actor: float | None = None,
     connect_timeout: float | None = None,
     log: TextIO | None = None,
-    **pipeline_options: Any,
+    options: PipelineOptions | None = None,
+    **changes: Any,
 ) -> BatchSummary:
     """Label every record of `inputs` (paths, folders or globs) into `output_dir`.
 
     `engine="local"` runs the in-process pipeline; `engine="ray"` runs Ray Data actors (on the
     cluster at `address`, else a local Ray instance, or the one already initialised), each with
     `cpus_per_actor` CPUs (default 1; or one GPU each when `device` is "cuda"), waiting at most
-    `connect_timeout` seconds for the cluster (default 30). `pipeline_options`
-    (aggregation_strategy, device, dtype, batch_size, ...) go to `minibert_ner.pipeline`.
+    `connect_timeout` seconds for the cluster (default 30). `options` and `changes` are the
+    pipeline's (`PipelineOptions`: aggregation_strategy, device, dtype, batch_size, ...), as
+    for `minibert_ner.pipeline`.
     Files finished by an earlier run into the same folder are skipped. Progress lines go to
     `log` (e.g. sys.stderr; None: quiet).
 
@@ -324,13 +314,13 @@ def run_batch(
     given = [flag for flag, value in ray_only.items() if value is not None]
     if engine == "local" and given:
         raise BatchError(f"{', '.join(given)}: only for the Ray engine; add --engine ray")
-    pipeline_options = {k: v for k, v in pipeline_options.items() if v is not None}
-    options = run_options(model, output_format, text_column, id_column, pipeline_options)
+    options = (options or PipelineOptions()).replace(**changes)
+    manifest_options = run_options(model, output_format, text_column, id_column, options)
     output_dir = Path(output_dir).expanduser()
     sources = find_inputs(inputs, exclude=output_dir)
     named = [inputs] if isinstance(inputs, (str, Path)) else inputs
     named_folders = [Path(p).expanduser() for p in named if Path(p).expanduser().is_dir()]
-    with OutputFolder(output_dir, options) as folder:
+    with OutputFolder(output_dir, manifest_options) as folder:
         # Outputs mirror the inputs below a folder named as input (or the inputs' own folder).
         jobs = folder.plan(sources, output_format, named_folders)
         done = [folder.is_done(job) for job in jobs]
@@ -351,19 +341,19 @@ def run_batch(
             return summary
         columns = {"text_column": text_column, "id_column": id_column}
         if engine == "local":
-            results = local_results(todo, str(model), **columns, **pipeline_options)
+            results = local_results(todo, str(model), options, **columns)
         else:
             from .ray_engine import ray_results
 
             results = ray_results(
                 todo,
                 str(model),
+                options,
                 address=address,
                 num_actors=num_actors,
                 cpus_per_actor=cpus_per_actor or 1,
                 connect_timeout=connect_timeout,
                 **columns,
-                **pipeline_options,
             )
         try:
             summary.counts, summary.changed = write_results(
@@ -371,7 +361,7 @@ def run_batch(
                 results,
                 folder,
                 progress,
-                strategy=options["aggregation_strategy"],
+                strategy=options.aggregation_strategy,
                 id_column=id_column,
             )
         except KeyboardInterrupt:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..inference.options import PipelineOptions
 from .plan import RECORDS_PER_CHUNK, FileJob, Result
 from .records import Record, read_records
 
@@ -34,17 +35,17 @@ def label_records(ner: Any, records: Sequence[Record]) -> list[list[dict[str, An
 def local_results(
     jobs: Sequence[FileJob],
     model: str,
+    options: PipelineOptions,
     *,
     text_column: str = "text",
     id_column: str | None = None,
-    **pipeline_options: Any,
 ) -> Iterator[Result]:
     """The local engine: the in-process pipeline, over chunks of records that run across file
     boundaries (so that many small files still fill forward batches)."""
     from ..inference.pipeline import pipeline
 
-    ner = pipeline(model=model, **pipeline_options)
-    size = max(RECORDS_PER_CHUNK, pipeline_options.get("batch_size") or 0)
+    ner = pipeline(model, options=options)
+    size = max(RECORDS_PER_CHUNK, options.batch_size)
 
     def stream() -> Iterator[tuple[int, Record | None]]:  # records, then each file's end mark
         for index, job in enumerate(jobs):

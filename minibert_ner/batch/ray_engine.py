@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BatchError, JobError, MissingExtraError
+from ..inference.options import PipelineOptions
 from .plan import RECORDS_PER_CHUNK, FileJob, Result
 from .records import Record, arrow_entities_type, read_records, require_pyarrow
 
@@ -64,20 +65,20 @@ class EntityTagger:
     """A callable class for `Dataset.map_batches(..., batch_format="pyarrow")`: loads the
     pipeline once per actor, then adds to each Arrow batch an `output_column` of entity lists
     for its `text_column` (the pipeline's output, with the declared type
-    `corpus.arrow_entities_type`). Rows whose text is null get null entities.
+    `records.arrow_entities_type`). Rows whose text is null get null entities.
 
-    `pipeline_options` are those of `minibert_ner.pipeline` (aggregation_strategy, device, dtype,
+    `options` are the pipeline's (`PipelineOptions`: aggregation_strategy, device, dtype,
     batch_size, ...). `num_threads` sets torch's CPU threads (match the actor's num_cpus).
     """
 
     def __init__(
         self,
         model: str,
+        options: PipelineOptions | None = None,
         *,
         text_column: str = "text",
         output_column: str = "entities",
         num_threads: int | None = None,
-        **pipeline_options: Any,
     ) -> None:
         import torch
 
@@ -87,8 +88,8 @@ class EntityTagger:
             torch.set_num_threads(num_threads)
         self.pa, _ = require_pyarrow("the Ray engine")
         self.text_column, self.output_column = text_column, output_column
-        self.ner = pipeline(model=model, **pipeline_options)
-        self.entities_type = arrow_entities_type(self.ner.aggregation_strategy)
+        self.ner = pipeline(model, options=options)
+        self.entities_type = arrow_entities_type(self.ner.options.aggregation_strategy)
 
     def __call__(self, batch: Any) -> Any:
         pa = self.pa
@@ -127,14 +128,18 @@ def tag_dataset(
     ds: Any,
     model: str,
     *,
+    options: PipelineOptions | None = None,
     num_actors: int | None = None,
     cpus_per_actor: float = 1,
     records_per_batch: int = RECORDS_PER_CHUNK,
     text_column: str = "text",
     output_column: str = "entities",
-    **pipeline_options: Any,
+    **changes: Any,
 ) -> Any:
     """`ds` with an `output_column` of entities, labelled by a pool of `num_actors` actors.
+
+    `options` and `changes` are the pipeline's (`PipelineOptions`), as for
+    `minibert_ner.pipeline`; they are checked here, before any actor starts.
 
     With `device="cuda"` (or "cuda:N") each actor gets one GPU of its own, which it sees as
     "cuda"; by default there is one actor per GPU of the cluster. Otherwise actors run on CPU
@@ -142,10 +147,11 @@ def tag_dataset(
     the cluster's CPUs hold. Ray waits for resources it lacks (or its autoscaler adds them).
     """
     ray = require_ray()
-    device = pipeline_options.get("device")
-    gpu = device is not None and str(device).startswith("cuda")
+    options = (options or PipelineOptions()).replace(**changes)
+    device = options.device
+    gpu = device is not None and device.startswith("cuda")
     if gpu:
-        pipeline_options["device"] = "cuda"  # the actor's own GPU, whatever its number is
+        options = options.replace(device="cuda")  # the actor's own GPU, whatever its number is
         if not ray.cluster_resources().get("GPU"):
             raise BatchError(
                 f"device {device!r} asks for GPU actors, but the Ray cluster has no GPUs; "
@@ -160,10 +166,10 @@ def tag_dataset(
         batch_format="pyarrow",
         fn_constructor_kwargs={
             "model": model,
+            "options": options,
             "text_column": text_column,
             "output_column": output_column,
             "num_threads": max(1, int(cpus_per_actor)),
-            **pipeline_options,
         },
         batch_size=records_per_batch,
         compute=ray.data.ActorPoolStrategy(size=num_actors),
@@ -264,6 +270,7 @@ def connect(address: str | None, timeout: float = CONNECT_TIMEOUT) -> bool:
 def ray_results(
     jobs: Sequence[FileJob],
     model: str,
+    options: PipelineOptions,
     *,
     text_column: str = "text",
     id_column: str | None = None,
@@ -271,7 +278,6 @@ def ray_results(
     num_actors: int | None = None,
     cpus_per_actor: float = 1,
     connect_timeout: float | None = None,
-    **pipeline_options: Any,
 ) -> Iterator[Result]:
     """The Ray engine for `batch.run_batch`: read files in Ray tasks, label in an actor pool, and
     hand the results back to this process in input order (for the writer).
@@ -286,7 +292,7 @@ def ray_results(
     # Load the model here once, on CPU, to fail early with a clear message on a model or option
     # the actors could not load: an actor failing in __init__ reaches us only as Ray's text of a
     # remote traceback (after Ray retried it).
-    pipeline(model=model, **{**pipeline_options, "device": "cpu"})
+    pipeline(model, options=options.replace(device="cpu"))
     started = connect(address, connect_timeout or CONNECT_TIMEOUT)
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
@@ -317,10 +323,10 @@ def ray_results(
         ds = tag_dataset(
             ds,
             model,
+            options=options,
             num_actors=num_actors,
             cpus_per_actor=cpus_per_actor,
             text_column="text",
-            **pipeline_options,
         )
         try:
             for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):

@@ -14,7 +14,7 @@ import sys
 
 from ..batch.job import ENGINES, run_batch
 from ..batch.records import OUTPUT_FORMATS
-from .options import add_pipeline_arguments, int_at_least, pipeline_kwargs, positive_float
+from .options import add_pipeline_arguments, int_at_least, pipeline_options, positive_float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_actor=args.cpus_per_actor,
         connect_timeout=args.connect_timeout,
         log=sys.stderr,
-        **pipeline_kwargs(args),
+        options=pipeline_options(args),
     )
     print(summary.describe())
     return summary.exit_status

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..inference.pipeline import pipeline
 from ..training.conll import read_conll
 from ..training.metrics import evaluate_pipeline
-from .options import add_pipeline_arguments, pipeline_kwargs
+from .options import add_pipeline_arguments, pipeline_options
 from .progress import Progress
 
 
@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="CoNLL file to score on")
     parser.add_argument("--json", type=Path, metavar="REPORT.json", help="write the report here")
     model = parser.add_argument_group("model (options as in the label command)")
-    add_pipeline_arguments(model, model_required=True, aggregation=False)  # words, not entities
+    add_pipeline_arguments(model, model_required=True, entities=False)  # words, not entities
 
 
 def run(args: argparse.Namespace) -> int:
     sentences = read_conll(args.data)
-    ner = pipeline(args.model, **pipeline_kwargs(args))
+    ner = pipeline(args.model, options=pipeline_options(args))
     with Progress(total=len(sentences), unit="sentences") as bar:
         report = evaluate_pipeline(ner, sentences, progress=lambda n: bar.update(count=n, amount=n))
     print(f"{args.model} on {args.data} ({report.sentences} sentences, {report.words} words)\n")

@@ -26,7 +26,7 @@ from typing import BinaryIO, TextIO
 
 from ..errors import InputError
 from ..inference.pipeline import pipeline
-from .options import add_pipeline_arguments, pipeline_kwargs
+from .options import add_pipeline_arguments, pipeline_options
 from .progress import Progress
 
 FORMATS = ("json", "jsonl", "table", "conll")
@@ -187,12 +187,12 @@ def open_input(args: argparse.Namespace) -> tuple[Iterator[Chunk], int | None]:
 
 def run(args: argparse.Namespace) -> int:
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
-    if fmt == "conll" and args.aggregation is not None:
+    if fmt == "conll" and args.aggregation_strategy is not None:
         raise InputError(
             "--format conll labels each word by its first token; --aggregation does not apply"
         )
     chunks, total = open_input(args)  # bad files fail here, before the model loads
-    ner = pipeline(args.model, **pipeline_kwargs(args))
+    ner = pipeline(args.model, options=pipeline_options(args))
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(encoding="utf-8")  # JSON is UTF-8, whatever the locale says
     writer = Writer(fmt, sys.stdout)

@@ -1,27 +1,36 @@
 """Command-line options that several subcommands share, declared once.
 
-- `int_at_least`, `positive_float`: argparse types that reject bad numbers with a one-line error.
-- `add_pipeline_arguments` and `pipeline_kwargs`: the options of the NER pipeline (model, batch
-  sizes, device, dtype, ...) for the commands that label text through it (label, batch,
-  evaluate), and the keyword arguments of `minibert_ner.pipeline` they stand for.
+- `add_pipeline_arguments` / `pipeline_options`: one flag per field of
+  `inference.options.PipelineOptions` (the fields are read from the dataclass; `PIPELINE_FLAGS`
+  holds only what is the command line's own: flag names, help, argparse types), and the
+  `PipelineOptions` the given flags stand for.
 - `add_device_argument`: --device alone, for the commands that load a model their own way.
+- `int_at_least`, `positive_float`: argparse types that reject bad numbers with a one-line error.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from ..inference.aggregation import STRATEGIES
-from ..inference.pipeline import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_BATCH_TOKENS,
+from ..inference.options import (
     DEFAULT_MODEL,
-    DEFAULT_STRIDE,
+    DTYPES,
+    QUANTIZATIONS,
+    STRATEGIES,
+    PipelineOptions,
 )
-from ..inference.quantize import QUANTIZATIONS
 
-DTYPES = ("float32", "bfloat16", "float16")
+__all__ = [
+    "PIPELINE_FLAGS",
+    "add_device_argument",
+    "add_pipeline_arguments",
+    "int_at_least",
+    "label_list",
+    "pipeline_options",
+    "positive_float",
+]
 
 # A parser, or one of its argument groups: both have add_argument.
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -53,16 +62,87 @@ def positive_float(text: str) -> float:
     return value
 
 
+def label_list(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated labels ("O,MISC"); "" is none. One value, not many, so
+    that the texts after the flag stay texts."""
+    return tuple(label.strip() for label in text.split(",") if label.strip())
+
+
+# PipelineOptions field -> (flags, argparse keywords besides the default, which comes from the
+# field). Every field has an entry: tests/test_cli.py checks it.
+PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "aggregation_strategy": (
+        ("-a", "--aggregation", "--aggregation-strategy"),
+        {
+            "choices": STRATEGIES,
+            "type": str.lower,
+            "help": "how tokens become entities, as in transformers",
+        },
+    ),  # fmt: skip
+    "ignore_labels": (
+        ("--ignore-labels",),
+        {
+            "type": label_list,
+            "metavar": "LABEL,...",
+            "help": "entity groups to leave out, comma-separated; '' for none (default: O)",
+        },
+    ),
+    "stride": (
+        ("--stride",),
+        {
+            "type": int_at_least(0),
+            "help": "tokens that neighbouring windows over long text "
+            "share, at least; at most half a window",
+        },
+    ),  # fmt: skip
+    "max_length": (
+        ("--max-length",),
+        {
+            "type": int_at_least(2),
+            "help": "tokens per window, special tokens included (default: the model's positions)",
+        },
+    ),  # fmt: skip
+    "dtype": (("--dtype",), {"choices": DTYPES, "help": "weights' dtype (default: float32)"}),
+    "quantize": (
+        ("--quantize",),
+        {
+            "choices": QUANTIZATIONS,
+            "help": "int8 dynamic quantization of the linear layers (CPU "
+            "speed, needs the quant extra: pip install 'minibert-ner[quant]'); default: exact",
+        },
+    ),  # fmt: skip
+    "revision": (("--revision",), {"help": "a hub model's branch, tag or commit"}),
+    "device": (("--device",), {"help": "cpu, cuda, cuda:N, mps (default: cuda if available)"}),
+    "batch_size": (
+        ("--batch-size",),
+        {"type": int_at_least(1), "help": "texts or windows per forward pass, at most"},
+    ),
+    "max_batch_tokens": (
+        ("--max-batch-tokens",),
+        {"type": int_at_least(1), "help": "padded tokens per forward pass, at most"},
+    ),
+    "compile": (
+        ("--compile",),
+        {"action": "store_true", "help": "run the model via torch.compile"},
+    ),
+    "token": (
+        ("--token",),
+        {"help": "hub access token for private models (default: HF_TOKEN or the cached login)"},
+    ),
+}
+# The fields that make entities out of token labels: not for commands that label words.
+ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels")
+
+
 def add_device_argument(parser: Parser) -> None:
-    parser.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda if available)")
+    flags, kwargs = PIPELINE_FLAGS["device"]
+    parser.add_argument(*flags, **kwargs)
 
 
-def add_pipeline_arguments(
-    parser: Parser, *, model_required: bool, aggregation: bool = True
-) -> None:
-    """The options of `minibert_ner.pipeline`. model_required: --model has no default (else it
-    is DEFAULT_MODEL). aggregation=False leaves out --aggregation, for commands that label
-    words rather than find entities (evaluate)."""
+def add_pipeline_arguments(parser: Parser, *, model_required: bool, entities: bool = True) -> None:
+    """--model and one flag per `PipelineOptions` field. model_required: --model has no default
+    (else it is DEFAULT_MODEL). entities=False leaves out the fields that make entities, for
+    commands that label words (evaluate)."""
     if model_required:
         parser.add_argument("-m", "--model", required=True, help="NER model: hub id or folder")
     else:
@@ -72,57 +152,26 @@ def add_pipeline_arguments(
             default=DEFAULT_MODEL,
             help=f"NER model: hub id or folder (default {DEFAULT_MODEL})",
         )
-    if aggregation:
-        parser.add_argument(
-            "-a",
-            "--aggregation",
-            choices=STRATEGIES,
-            type=str.lower,
-            help="how tokens become entities, as in transformers (default simple)",
-        )
-    parser.add_argument(
-        "--batch-size",
-        type=int_at_least(1),
-        default=DEFAULT_BATCH_SIZE,
-        help=f"texts or windows per forward pass, at most (default {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
-        "--max-batch-tokens",
-        type=int_at_least(1),
-        default=DEFAULT_MAX_BATCH_TOKENS,
-        help=f"padded tokens per forward pass, at most (default {DEFAULT_MAX_BATCH_TOKENS})",
-    )
-    parser.add_argument(
-        "--stride",
-        type=int_at_least(0),
-        default=DEFAULT_STRIDE,
-        help="tokens that neighbouring windows over long text share, at least; at most half a "
-        f"window (default {DEFAULT_STRIDE})",
-    )
-    add_device_argument(parser)
-    parser.add_argument("--dtype", choices=DTYPES, help="weights' dtype (default float32)")
-    parser.add_argument(
-        "--quantize",
-        choices=QUANTIZATIONS[1:],  # None, the default, is not a choice
-        help="int8 dynamic quantization of the linear layers (CPU speed, needs the quant extra: "
-        "pip install 'minibert-ner[quant]'); default: exact float32",
-    )
-    parser.add_argument(
-        "--compile", action="store_true", help="run the model through torch.compile"
-    )
+    defaults = PipelineOptions()
+    for field in dataclasses.fields(PipelineOptions):
+        if not entities and field.name in ENTITY_FIELDS:
+            continue
+        flags, kwargs = PIPELINE_FLAGS[field.name]
+        default = getattr(defaults, field.name)
+        help_text = kwargs["help"]
+        if default not in (None, False) and "default" not in help_text:
+            shown = " ".join(default) if isinstance(default, tuple) else default
+            help_text += f" (default: {shown})"
+        # None: not given, so that the options object's own default applies.
+        parser.add_argument(*flags, **{**kwargs, "help": help_text}, dest=field.name, default=None)
 
 
-def pipeline_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `minibert_ner.pipeline(args.model, ...)` that the options of
-    `add_pipeline_arguments` give."""
-    return {
-        # No --aggregation given, or none declared (evaluate): the pipeline's default.
-        "aggregation_strategy": getattr(args, "aggregation", None) or "simple",
-        "device": args.device,
-        "dtype": args.dtype,
-        "batch_size": args.batch_size,
-        "max_batch_tokens": args.max_batch_tokens,
-        "stride": args.stride,
-        "quantize": args.quantize,
-        "compile": args.compile,
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The `PipelineOptions` that the flags of `add_pipeline_arguments` given on the command line
+    stand for (the others keep their defaults)."""
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(PipelineOptions)
+        if getattr(args, field.name, None) is not None
     }
+    return PipelineOptions().replace(**given)

@@ -6,6 +6,7 @@ warm-up then linear decay, labels on each word's first subword."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ..errors import InputError
@@ -13,42 +14,45 @@ from ..training.conll import read_conll
 from ..training.train import TrainConfig, train
 from .options import add_device_argument
 
+# TrainConfig field -> help; the flag (--field-name), its type and default come from the field.
+# Every field has an entry: tests/test_cli.py checks it.
+TRAIN_HELP = {
+    "epochs": "passes over the training data",
+    "lr": "peak learning rate",
+    "batch_size": "sentences per step",
+    "warmup_ratio": "fraction of the steps spent warming up",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "clip the gradient norm to this",
+    "seed": "seed of the fresh head, dropout and batch order",
+    "max_steps": "stop after this many steps",
+    "eval_batch_size": "sentences per pass when scoring valid",
+    "log_every": "steps between progress lines",
+}
+# A field's type (as written in TrainConfig) -> the argparse type that reads it.
+ARG_TYPES = {"int": int, "float": float, "int | None": int}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
     parser.add_argument("--model", required=True, help="base checkpoint: folder or hub id")
     parser.add_argument("--train", required=True, type=Path, help="CoNLL training file")
     parser.add_argument("--valid", required=True, type=Path, help="CoNLL validation file")
     parser.add_argument("--output", required=True, type=Path, help="folder for the best model")
     parser.add_argument("--overwrite", action="store_true", help="allow a non-empty --output")
-    options = [
-        ("--epochs", int, d.epochs, "passes over the training data"),
-        ("--lr", float, d.lr, "peak learning rate"),
-        ("--batch-size", int, d.batch_size, "sentences per step"),
-        ("--warmup-ratio", float, d.warmup_ratio, "fraction of the steps spent warming up"),
-        ("--weight-decay", float, d.weight_decay, "AdamW weight decay"),
-        ("--seed", int, d.seed, "seed of the fresh head, dropout and batch order"),
-        ("--eval-batch-size", int, d.eval_batch_size, "sentences per pass when scoring valid"),
-        ("--log-every", int, d.log_every, "steps between progress lines"),
-    ]
-    for flag, kind, default, text in options:
-        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
+    hyper = parser.add_argument_group("hyper-parameters (TrainConfig)")
+    for field in dataclasses.fields(TrainConfig):
+        default = field.default
+        shown = "" if default is None else f" (default: {default})"
+        hyper.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=ARG_TYPES[str(field.type)],
+            default=default,
+            help=TRAIN_HELP[field.name] + shown,
+        )
     add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        eval_batch_size=args.eval_batch_size,
-        log_every=args.log_every,
-    )
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     train_sentences, valid_sentences = read_conll(args.train), read_conll(args.valid)
     output: Path = args.output
     if output.is_file() or (output.is_dir() and any(output.iterdir()) and not args.overwrite):

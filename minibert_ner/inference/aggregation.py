@@ -34,22 +34,50 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal, TypedDict, get_args, get_type_hints
 
-STRATEGIES = ("none", "simple", "first", "average", "max")
+__all__ = [
+    "STRATEGIES",
+    "Entity",
+    "LabelScheme",
+    "Strategy",
+    "TokenEntity",
+    "aggregate",
+    "entity_fields",
+    "gather_tokens",
+]
+
+Strategy = Literal["none", "simple", "first", "average", "max"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 WORD_STRATEGIES = ("first", "average", "max")
 
-# The fields of one entity dict, in order, with their Python types, as `aggregate` returns them:
-# "none" gives one dict per token, every other strategy one per group. Writers that declare a
-# schema (Parquet output, Ray's Arrow blocks) take it from here.
-TOKEN_FIELDS = (("entity", str), ("score", float), ("index", int), ("word", str),
-                ("start", int), ("end", int))  # fmt: skip
-GROUP_FIELDS = (("entity_group", str), ("score", float), ("word", str), ("start", int),
-                ("end", int))  # fmt: skip
+
+class Entity(TypedDict):
+    """One entity, as every strategy but "none" returns it (and transformers' pipeline)."""
+
+    entity_group: str  # the label without its B-/I- prefix: "PER"
+    score: float  # mean probability of its units
+    word: str  # its tokens joined by the tokenizer's decoder ("Jean - Baptiste")
+    start: int  # character offsets into the text: text[start:end] is the entity
+    end: int
+
+
+class TokenEntity(TypedDict):
+    """One token, as strategy "none" returns it."""
+
+    entity: str  # the full label: "B-PER"
+    score: float  # its probability
+    index: int  # the token's position in the encoding (special tokens counted)
+    word: str  # the token: "##ing"
+    start: int
+    end: int
 
 
 def entity_fields(strategy: str) -> tuple[tuple[str, type], ...]:
-    """The fields of the entity dicts that `strategy` gives (TOKEN_FIELDS or GROUP_FIELDS)."""
-    return TOKEN_FIELDS if strategy == "none" else GROUP_FIELDS
+    """The fields of the dicts that `strategy` gives, in order, with their Python types: those
+    of TokenEntity for "none", of Entity for the others. Writers that declare a schema (Parquet
+    output, Ray's Arrow blocks) take it from here."""
+    return tuple(get_type_hints(TokenEntity if strategy == "none" else Entity).items())
 
 
 @dataclass(frozen=True)
@@ -173,7 +201,7 @@ def group_units(
     decode: Callable[[list[str]], str],
     *,
     words_are_tokens: bool,
-) -> list[dict]:
+) -> list[Entity]:
     """Rules 3 and 4: adjacent units with the same tag become one entity; ignored ones go.
 
     A unit's string is its token (`words_are_tokens`) or its decoded tokens; a group's `word`
@@ -182,7 +210,7 @@ def group_units(
     """
     labels, tags, begins = units.labels, scheme.tags, scheme.begins
     n = len(labels)
-    entities = []
+    entities: list[Entity] = []
     first = 0  # the current group's first unit
     for u in range(1, n + 1):
         if u < n and tags[labels[u]] == tags[labels[u - 1]] and not begins[labels[u]]:
@@ -213,7 +241,7 @@ def aggregate(
     scheme: LabelScheme,
     ignore_labels: Collection[str],
     decode: Callable[[list[str]], str],
-) -> list[dict]:
+) -> list[Entity] | list[TokenEntity]:
     """Entities of one text, as transformers' pipeline returns them for `strategy`."""
     if strategy == "none":
         return [

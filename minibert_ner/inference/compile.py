@@ -14,6 +14,8 @@ import torch
 from ..errors import MiniBertError
 from ..model import TokenClassifier
 
+__all__ = ["LENGTH_BUCKET", "compile_model"]
+
 LENGTH_BUCKET = 64  # pad sequence lengths up to a multiple of this when compiled
 
 

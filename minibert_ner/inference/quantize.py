@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import MissingExtraError
 from ..model import TokenClassifier
 
-QUANTIZATIONS = (None, "int8")  # what `pipeline(quantize=...)` accepts
+__all__ = ["quantize_int8"]
 
 
 def quantize_int8(model: TokenClassifier, *, include_classifier: bool = False) -> TokenClassifier:

@@ -1,0 +1,125 @@
+"""The options of the NER pipeline, declared once: `PipelineOptions`.
+
+Every way in reads this one declaration: the Python API (`pipeline(model, stride=64)`, or
+`pipeline(model, options=PipelineOptions(...))`), the command line (cli/options.py makes one flag
+per field), both batch engines (they hand the object to their workers) and the batch manifest
+(`output_fields()`: the fields that change what the pipeline outputs). The values are checked
+here, once, when the object is made; inside, they are trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+import torch
+
+from ..errors import InputError
+from .aggregation import STRATEGIES, Strategy
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DTYPES",
+    "QUANTIZATIONS",
+    "STRATEGIES",
+    "DType",
+    "PipelineOptions",
+    "Quantization",
+    "Strategy",
+]
+
+DEFAULT_MODEL = "dslim/distilbert-NER"
+
+DType = Literal["float32", "bfloat16", "float16"]
+Quantization = Literal["int8"]  # see quantize.py
+DTYPES: tuple[DType, ...] = get_args(DType)
+QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
+
+# Field markers. RUNTIME: changes how fast the pipeline runs, not what it outputs (a resumed
+# batch job may change it). SECRET: never written anywhere (manifests, logs).
+RUNTIME = MappingProxyType({"runtime": True})
+SECRET = MappingProxyType({"secret": True})
+_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How the NER pipeline loads a model and runs it. Frozen: change one with `replace`."""
+
+    # --- what the output is
+    aggregation_strategy: Strategy = "simple"  # how token labels become entities (aggregation.py)
+    ignore_labels: tuple[str, ...] = ("O",)  # entity groups (tokens, with "none") to leave out
+    stride: int = 128  # tokens that neighbouring windows over long text share, at least
+    max_length: int | None = None  # tokens per window with special tokens; None: the model's
+    dtype: DType | None = None  # the weights' dtype; None: float32
+    quantize: Quantization | None = None  # int8 linear layers (CPU speed; the quant extra)
+    revision: str | None = None  # a hub model's branch, tag or commit
+    # --- how it runs: the same output, sooner
+    device: str | None = field(default=None, metadata=RUNTIME)  # None: CUDA if there is a GPU
+    batch_size: int = field(default=32, metadata=RUNTIME)  # rows per forward pass, at most
+    max_batch_tokens: int = field(default=16384, metadata=RUNTIME)  # padded tokens per pass
+    compile: bool = field(default=False, metadata=RUNTIME)  # run the model via torch.compile
+    # --- access
+    token: str | bool | None = field(default=None, metadata=SECRET)  # for private hub models
+
+    def __post_init__(self) -> None:
+        strategy = self.aggregation_strategy
+        strategy = strategy.lower() if isinstance(strategy, str) else strategy
+        if strategy not in STRATEGIES:
+            raise InputError(
+                f"unknown aggregation_strategy {self.aggregation_strategy!r}; choose one of "
+                f"{', '.join(STRATEGIES)}"
+            )
+        labels = self.ignore_labels
+        if isinstance(labels, str):  # ignore_labels="O" would ignore the letter, not the label
+            raise InputError(
+                f"ignore_labels must be a list of labels, e.g. [{labels!r}], not a str"
+            )
+        if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+            raise InputError(f"ignore_labels must hold label names (str), got {labels!r}")
+        for name, low in (("batch_size", 1), ("max_batch_tokens", 1), ("stride", 0),
+                          ("max_length", 2)):  # fmt: skip
+            value = getattr(self, name)
+            if name == "max_length" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+        dtype = _DTYPE_NAMES.get(self.dtype, self.dtype) if self.dtype is not None else None
+        if dtype is not None and dtype not in DTYPES:
+            raise InputError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise InputError(
+                f"unknown quantize={self.quantize!r}; use None or one of {', '.join(QUANTIZATIONS)}"
+            )
+        if not isinstance(self.compile, bool):
+            raise InputError(f"compile must be True or False, got {self.compile!r}")
+        device = self.device
+        if device is not None and not isinstance(device, (str, torch.device)):
+            raise InputError(f"device must be a str such as 'cuda:0', got {device!r}")
+        # Canonical values, so that equal options compare (and serialise) equal.
+        object.__setattr__(self, "aggregation_strategy", strategy)
+        object.__setattr__(self, "ignore_labels", tuple(labels))
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "device", None if device is None else str(device))
+
+    def replace(self, **changes: Any) -> PipelineOptions:
+        """A copy with some fields changed (checked again); an unknown name is an InputError."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise InputError(
+                f"unknown pipeline option(s) {', '.join(unknown)}; the options are: "
+                f"{', '.join(names)}"
+            )
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def output_fields(self) -> dict[str, Any]:
+        """The fields that decide the output, JSON-ready (for a batch job's manifest): neither
+        RUNTIME nor SECRET ones."""
+        return {
+            f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
+            for f in dataclasses.fields(self)
+            if not (f.metadata.get("runtime") or f.metadata.get("secret"))
+        }

@@ -1,0 +1,212 @@
+"""The inference runner: every text's tokens through the model, one prediction per token back.
+
+    runner = WindowRunner(model, tokenizer, options)
+    predictions = runner.run(encodings, "scores")   # one Prediction per encoding, in order
+
+How it runs: texts longer than a window become several rows (windows.py); all rows, sorted by
+length, go through the model in batches bounded by a row count and a padded-token budget
+(little padding, steady memory); softmax and argmax run on the whole batch tensor, which becomes
+Python lists once per batch; each text's rows are then stitched back together, one result per
+token, each token's result taken from the one window that labels it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import torch
+from tokenizers import Encoding
+
+from ..errors import InputError, MiniBertError
+from ..model import TokenClassifier
+from ..tokenizer import Tokenizer
+from .compile import LENGTH_BUCKET, compile_model
+from .options import PipelineOptions
+from .windows import plan_windows
+
+__all__ = ["Output", "Prediction", "WindowRunner", "length_batches"]
+
+# What a run returns per token: the label only, its probability too, or every label's.
+Output = Literal["labels", "scores", "probs"]
+PADDING_FRACTION, PADDING_SLACK = 0.1, 8  # a batch's rows: at most 10% (or 8 tokens) padding
+
+
+class Prediction(NamedTuple):
+    """The model's verdict on one text's tokens (those between the template's special tokens)."""
+
+    labels: list[int]  # best label id per token
+    scores: list[float] | None  # its probability (None when only labels were asked for)
+    probs: list[list[float]] | None  # every label's probability (only for output "probs")
+
+    @staticmethod
+    def concat(parts: list[Prediction], output: Output) -> Prediction:
+        """One text's windows, each cut to the tokens it labels, back to back."""
+        if len(parts) == 1:
+            return parts[0]
+        return Prediction(
+            [x for p in parts for x in p.labels],
+            None if output == "labels" else [x for p in parts for x in p.scores or []],
+            [x for p in parts for x in p.probs or []] if output == "probs" else None,
+        )
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Row indices in batches, longest rows first.
+
+    A batch holds at most `batch_size` rows and `max_tokens` padded tokens (rows x its first,
+    longest row; a row over budget runs alone), and its rows are at most 10% (or 8 tokens)
+    shorter than its longest: padding costs as much as text on a CPU, so a few long texts do not
+    pad a batch of short ones.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else []
+        longest = lengths[batch[0]] if batch else 0
+        if (
+            0 < len(batch) < batch_size
+            and (len(batch) + 1) * longest <= max_tokens
+            and longest - lengths[i] <= max(PADDING_SLACK, PADDING_FRACTION * longest)
+        ):
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class WindowRunner:
+    """Runs a token classifier over tokenized texts, in windows and length-sorted batches.
+
+    Uses the options that decide how the model runs: `batch_size`, `max_batch_tokens`, `stride`,
+    `max_length` and `compile` (torch.compile at the call site: the model stays a plain module).
+    """
+
+    def __init__(self, model: TokenClassifier, tokenizer: Tokenizer, options: PipelineOptions):
+        self.model = model
+        self.options = options
+        self.template = tokenizer.template
+        self.pad_token_id = tokenizer.pad_token_id
+        self.tokenizer_max_length = tokenizer.model_max_length
+        self._forward = compile_model(model) if options.compile else model
+        self.window_content()  # refuse a window too small to hold a token now, not mid-run
+
+    @property
+    def window_size(self) -> int:
+        """Tokens per forward pass, special tokens included: the smallest of the model's position
+        table, the tokenizer's `model_max_length` and `max_length`. Read at every call, so that
+        an intervention that shortens the position table takes effect."""
+        limits = (
+            self.model.config.max_position_embeddings,
+            self.tokenizer_max_length,
+            self.options.max_length,
+        )
+        return min(limit for limit in limits if limit)
+
+    def window_content(self) -> int:
+        """Text tokens per window: the window less the template's special tokens."""
+        special = self.template.prefix + self.template.suffix
+        size = self.window_size - special
+        if size < 1:
+            raise InputError(
+                f"a window of {self.window_size} tokens leaves no room for text next to the "
+                f"{special} special tokens; use a larger max_length"
+            )
+        return size
+
+    def run(self, encodings: Sequence[Encoding], output: Output) -> list[Prediction]:
+        """One Prediction per encoding (a text with its special tokens), for the tokens between
+        the template's special tokens.
+
+        Texts longer than a window become several rows (windows.py); each token's result is
+        kept from the one row that labels it, so every text gets exactly one result per token.
+        """
+        size = self.window_content()
+        # At most half a window of overlap: more would only repeat work (see windows.py).
+        stride = min(self.options.stride, size // 2)
+        P, Q = self.template.prefix, self.template.suffix
+        rows: list[list[int]] = []  # input ids of each row (a whole text or one window)
+        keep: list[tuple[int, int]] = []  # [from, to) positions of a row whose results we keep
+        rows_of_text: list[range] = []  # which rows hold each text, in order
+        for enc in encodings:
+            ids, n = enc.ids, len(enc.ids) - P - Q
+            windows = plan_windows(n, size, stride) if n > 0 else []
+            rows_of_text.append(range(len(rows), len(rows) + len(windows)))
+            for w in windows:
+                if len(windows) == 1:
+                    rows.append(ids)  # the text as it is
+                else:  # the window's tokens between the template's special tokens
+                    rows.append(ids[:P] + ids[P + w.start : P + w.end] + ids[P + n :])
+                keep.append((P + w.keep_start - w.start, P + w.keep_end - w.start))
+
+        results = self._run_rows(rows, keep, output)
+        return [Prediction.concat([results[r] for r in mine], output) for mine in rows_of_text]
+
+    def _padded_length(self, n: int) -> int:
+        """Compiled graphs are specialised per shape: round lengths up to a few buckets."""
+        if not self.options.compile:
+            return n
+        return min(-(-n // LENGTH_BUCKET) * LENGTH_BUCKET, self.window_size)
+
+    def _run_rows(
+        self, rows: list[list[int]], keep: list[tuple[int, int]], output: Output
+    ) -> list[Prediction]:
+        """Forward passes over `rows` in length-sorted batches; results back in row order."""
+        results: list[Prediction] = [Prediction([], None, None)] * len(rows)
+        if not rows:
+            return results
+        options, pad, device = self.options, self.pad_token_id, self.model.device
+        lengths = [self._padded_length(len(row)) for row in rows]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for batch in length_batches(lengths, options.batch_size, options.max_batch_tokens):
+                    T = lengths[batch[0]]
+                    ids = [rows[i] + [pad] * (T - len(rows[i])) for i in batch]
+                    n_real = [len(rows[i]) for i in batch]
+                    if options.compile:  # a fixed batch shape per length: one graph per bucket
+                        B = min(options.batch_size, max(1, options.max_batch_tokens // T))
+                        ids += [[pad] * T] * (B - len(batch))
+                        n_real += [0] * (B - len(batch))
+                    input_ids = torch.tensor(ids, dtype=torch.long).to(device)  # (B, T)
+                    mask = None  # no padding: SDPA may pick its fastest kernel
+                    if options.compile or min(n_real) < T:
+                        mask = (torch.arange(T) < torch.tensor(n_real)[:, None]).long().to(device)
+                    logits = self._logits(input_ids, mask)  # (B, T, num_labels)
+                    if output == "labels":
+                        labels, scores, probs = logits.argmax(-1).cpu().tolist(), None, None
+                    else:
+                        # float32 softmax, as transformers (fp16/bf16 logits are cast first)
+                        p = logits.float().softmax(-1)  # (B, T, num_labels)
+                        best, label = p.max(-1)  # (B, T): first maximum on ties, like argmax
+                        labels, scores = label.cpu().tolist(), best.cpu().tolist()
+                        probs = p.cpu().tolist() if output == "probs" else None
+                    for j, i in enumerate(batch):
+                        a, b = keep[i]
+                        results[i] = Prediction(
+                            labels[j][a:b],
+                            scores[j][a:b] if scores is not None else None,
+                            probs[j][a:b] if probs is not None else None,
+                        )
+        finally:
+            self.model.train(was_training)
+        return results
+
+    def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        try:
+            logits = self._forward(input_ids, attention_mask=mask).logits
+        except Exception as e:
+            if not self.options.compile:
+                raise
+            first_line = (str(e).strip().splitlines() or [""])[0][:300]
+            raise MiniBertError(
+                f"torch.compile could not compile the model ({type(e).__name__}: {first_line}); "
+                "run without compile"
+            ) from e
+        if not torch.isfinite(logits).all():
+            raise MiniBertError(
+                f"the model produced NaN or infinite scores in {self.model.dtype} "
+                "(activations can overflow in float16); run it in float32 or bfloat16"
+            )
+        return logits

@@ -1,0 +1,132 @@
+"""The pipeline's options, declared once (`PipelineOptions`): checked when made, one command-line
+flag per field, the same object through the Python API and the batch manifest; the training
+flags from `TrainConfig`; a caller's model never converted in place; no patched torch classes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from minibert_ner import InputError, PipelineOptions, Tokenizer, load_model, pipeline
+from minibert_ner.batch.job import run_options
+from minibert_ner.cli import build_parser
+from minibert_ner.cli.options import PIPELINE_FLAGS, pipeline_options
+from minibert_ner.cli.train import TRAIN_HELP
+from minibert_ner.training.train import TrainConfig
+
+FIELDS = [f.name for f in dataclasses.fields(PipelineOptions)]
+# A value for each field other than its default, as a flag writes it and as the field holds it.
+CHANGED = {
+    "aggregation_strategy": (["--aggregation", "FIRST"], "first"),
+    "ignore_labels": (["--ignore-labels", "O,MISC"], ("O", "MISC")),
+    "stride": (["--stride", "64"], 64),
+    "max_length": (["--max-length", "128"], 128),
+    "dtype": (["--dtype", "bfloat16"], "bfloat16"),
+    "quantize": (["--quantize", "int8"], "int8"),
+    "revision": (["--revision", "v2"], "v2"),
+    "device": (["--device", "cpu"], "cpu"),
+    "batch_size": (["--batch-size", "4"], 4),
+    "max_batch_tokens": (["--max-batch-tokens", "512"], 512),
+    "compile": (["--compile"], True),
+    "token": (["--token", "hf_x"], "hf_x"),
+}
+
+
+def test_every_option_has_one_flag_and_the_flag_sets_it():
+    assert sorted(PIPELINE_FLAGS) == sorted(FIELDS) == sorted(CHANGED)
+    parser, _ = build_parser("label")
+    assert pipeline_options(parser.parse_args(["text"])) == PipelineOptions()  # defaults
+    for name, (argv, value) in CHANGED.items():
+        options = pipeline_options(parser.parse_args([*argv, "text"]))
+        assert getattr(options, name) == value, name
+        assert options == PipelineOptions().replace(**{name: value})  # only that field
+    no_labels = pipeline_options(parser.parse_args(["--ignore-labels", "", "text"]))
+    assert no_labels.ignore_labels == ()  # '': leave nothing out
+    args = parser.parse_args(["--ignore-labels", "O", "some text", "more text"])
+    assert args.texts == ["some text", "more text"]  # texts after the flag stay texts
+
+
+def test_commands_that_label_words_have_no_entity_flags():
+    parser, _ = build_parser("evaluate")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "x", "--model", "m", "--aggregation", "first"])
+    options = pipeline_options(parser.parse_args(["--data", "x", "--model", "m", "--stride", "9"]))
+    assert options.stride == 9
+
+
+def test_bad_values_and_names_are_refused_when_made():
+    cases = {
+        "aggregation_strategy": ("sum", "unknown aggregation_strategy 'sum'"),
+        "ignore_labels": ("O", "ignore_labels must be a list of labels"),
+        "batch_size": (0, "batch_size must be an integer >= 1, got 0"),
+        "stride": (-1, "stride must be an integer >= 0"),
+        "max_length": (1, "max_length must be an integer >= 2"),
+        "dtype": ("float8", "unknown dtype 'float8'"),
+        "quantize": ("int4", "unknown quantize='int4'"),
+        "compile": ("yes", "compile must be True or False"),
+    }
+    for name, (value, message) in cases.items():
+        with pytest.raises(InputError, match=message):
+            PipelineOptions(**{name: value})
+    with pytest.raises(InputError, match="unknown pipeline option.*stirde.*the options are"):
+        PipelineOptions().replace(stirde=4)
+    with pytest.raises(InputError, match="unknown pipeline option"):  # before any model loads
+        pipeline("no/such-model", stirde=4)
+
+
+def test_equal_options_are_equal_however_given():
+    a = PipelineOptions(aggregation_strategy="MAX", ignore_labels=["O"], dtype=torch.bfloat16)
+    b = PipelineOptions(aggregation_strategy="max", ignore_labels=("O",), dtype="bfloat16")
+    assert a == b and hash(a) == hash(b)
+
+
+def test_the_manifest_holds_what_changes_the_output_and_never_the_token(tmp_path):
+    options = PipelineOptions(batch_size=4, device="cpu", compile=True, token="hf_secret")
+    saved = run_options(tmp_path, "jsonl", "text", None, options)
+    assert "hf_secret" not in str(saved)
+    for runtime in ("batch_size", "max_batch_tokens", "device", "compile", "token"):
+        assert runtime not in saved
+    assert saved == run_options(tmp_path, "jsonl", "text", None, PipelineOptions())
+    assert saved["ignore_labels"] == ["O"] and saved["aggregation_strategy"] == "simple"
+    assert run_options(tmp_path, "jsonl", "text", None, options.replace(stride=64)) != saved
+
+
+def test_every_training_hyper_parameter_has_a_flag():
+    assert sorted(TRAIN_HELP) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+    parser, _ = build_parser("train")
+    base = ["--model", "m", "--train", "t", "--valid", "v", "--output", "o"]
+    args = parser.parse_args([*base, "--max-grad-norm", "0.5", "--max-steps", "7", "--lr", "1e-4"])
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    assert (config.max_grad_norm, config.max_steps, config.lr) == (0.5, 7, 1e-4)
+    assert TrainConfig(**{f.name: getattr(parser.parse_args(base), f.name)
+                          for f in dataclasses.fields(TrainConfig)}) == TrainConfig()  # fmt: skip
+
+
+def test_a_loaded_model_is_not_converted_in_place(small_distilbert):
+    model, tokenizer = load_model(small_distilbert), Tokenizer.from_pretrained(small_distilbert)
+    before = model.classifier.weight.detach().clone()
+    ner = pipeline(model, tokenizer=tokenizer, dtype="bfloat16")
+    assert ner.model is not model and ner.model.dtype == torch.bfloat16
+    assert model.dtype == torch.float32 and torch.equal(model.classifier.weight, before)
+    plain = pipeline(model, tokenizer=tokenizer)  # nothing to convert: used as it is
+    assert plain.model is model
+
+
+def test_loading_leaves_torch_classes_alone(small_distilbert):
+    """Building a model only to receive a checkpoint's tensors must not change how other code
+    (another thread) builds modules: torch's classes keep their own initialisation."""
+    originals = {cls: cls.reset_parameters for cls in (nn.Linear, nn.Embedding, nn.LayerNorm)}
+    load_model(small_distilbert)
+    assert {cls: cls.reset_parameters for cls in originals} == originals
+    from minibert_ner.model import embedding
+
+    torch.manual_seed(0)
+    theirs = nn.Embedding(50, 8, padding_idx=0)
+    torch.manual_seed(0)
+    ours = embedding(50, 8, padding_idx=0)  # torch's own initialisation, bit for bit
+    assert torch.equal(ours.weight, theirs.weight) and ours.padding_idx == 0
+    with torch.device("meta"):
+        assert embedding(50, 8).weight.is_meta  # and nothing to initialise on meta
