@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import ModelConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
 
@@ -195,7 +195,7 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
     }  # fmt: skip
     if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
+        raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
     return names[dtype]
 
 

@@ -13,6 +13,14 @@ from typing import Any
 
 from .errors import ConfigError
 
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "FIELD_NAMES",
+    "SUPPORTED_MODEL_TYPES",
+    "ModelConfig",
+]
+
 SUPPORTED_MODEL_TYPES = ("distilbert", "bert")
 
 # Our field name -> the name that field has in each family's config.json.

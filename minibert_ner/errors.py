@@ -1,10 +1,32 @@
 """Exceptions raised for bad input: each message says what was wrong and what to do.
 
-Every error minibert-ner raises on purpose derives from `MiniBertError`, so callers (and the
-command line, which prints them as one line) can tell them apart from bugs. `exit_status` is the
-command's exit status for the error: 2 for bad input (a usage error), 1 for a job that stopped
-part-way for a reason outside its input (`JobError`).
+The convention, followed by every module:
+1. Validate once, at the public edge: the Python API (what a module's `__all__` exports), the
+   command line, the records of a batch job (and, later, a server's requests). Raise one of the
+   errors below, with a message that says what was wrong and what to do.
+2. Inside, trust what the edge checked: no second round of the same checks. A condition only a
+   bug can break is an assert, or a plain ValueError / RuntimeError: a bug, reported as one.
+3. A batch record that cannot be labelled is data, not an exception: it is written with its
+   reason (batch/records.py). Ray carries failures as data too: a worker's error comes back in
+   a column of its result, never as remote traceback text to be parsed.
+4. The command line prints a `MiniBertError` as one line and exits with its `exit_status` (2 for
+   bad input or options, 1 for a job that stopped part-way for a reason outside its input:
+   `JobError`); anything else is a bug and keeps its traceback.
 """
+
+__all__ = [
+    "BatchError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "InputError",
+    "InterventionError",
+    "JobError",
+    "MiniBertError",
+    "MissingExtraError",
+    "ModelNotFoundError",
+    "TokenizerError",
+]
 
 
 class MiniBertError(Exception):
@@ -46,9 +68,10 @@ class BatchError(MiniBertError, ValueError):
     two inputs writing the same output, or an output folder written with other options."""
 
 
-class InputError(MiniBertError, ValueError):
-    """Input the NER pipeline or the command line cannot use: a bad option value, an unreadable
-    file, text that is not valid UTF-8 (the message names the line)."""
+class InputError(MiniBertError, ValueError, TypeError):
+    """Input the NER pipeline or the command line cannot use: a bad option value, an argument of
+    the wrong type, an unreadable file, text that is not valid UTF-8 (the message names the
+    line). Also a ValueError and a TypeError, as Python's own checks would raise."""
 
 
 class JobError(MiniBertError, RuntimeError):

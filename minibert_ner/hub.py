@@ -11,6 +11,12 @@ from pathlib import Path
 
 from .errors import ModelNotFoundError
 
+__all__ = [
+    "TOKENIZER_FILES",
+    "WEIGHT_FILES",
+    "resolve_folder",
+]
+
 WEIGHT_FILES = [
     "config.json",
     "model.safetensors",

@@ -19,7 +19,7 @@ from tokenizers import Encoding, decoders, normalizers, pre_tokenizers, processo
 from tokenizers import Tokenizer as Backend
 from tokenizers.models import WordPiece
 
-from .errors import TokenizerError
+from .errors import InputError, TokenizerError
 from .hub import TOKENIZER_FILES, resolve_folder
 
 __all__ = ["SPECIAL_TOKENS", "Template", "Tokenizer", "bert_wordpiece", "read_vocab"]
@@ -190,20 +190,31 @@ class Tokenizer:
         """
         return self.encode_batch([text])[0]
 
-    def encode_batch(self, texts: Sequence[str | Sequence[str]]) -> list[Encoding]:
-        """Many texts at once (the Rust side runs them in parallel). All str, or all word lists."""
-        pretokenized = bool(texts) and not isinstance(texts[0], str)
-        for i, t in enumerate(texts):
-            ok = (
-                all(isinstance(w, str) for w in t)
-                if pretokenized and isinstance(t, (list, tuple))
-                else isinstance(t, str) and not pretokenized
-            )
-            if not ok:
-                kind = "lists of words (str)" if pretokenized else "str"
-                raise TypeError(
-                    f"input {i} is a {type(t).__name__}; expected all inputs to be {kind}"
+    def encode_batch(
+        self, texts: Sequence[str | Sequence[str]], *, is_pretokenized: bool | None = None
+    ) -> list[Encoding]:
+        """Many texts at once (the Rust side runs them in parallel). All str, or all word lists.
+
+        `is_pretokenized`: None (the default) works it out from the first input and checks that
+        every input is of that kind; True/False says what they are (a caller that has checked
+        them, such as the pipeline, is trusted).
+        """
+        if not texts:
+            return []
+        pretokenized = is_pretokenized
+        if pretokenized is None:
+            pretokenized = not isinstance(texts[0], str)
+            for i, t in enumerate(texts):
+                ok = (
+                    all(isinstance(w, str) for w in t)
+                    if pretokenized and isinstance(t, (list, tuple))
+                    else isinstance(t, str) and not pretokenized
                 )
+                if not ok:
+                    kind = "lists of words (str)" if pretokenized else "str"
+                    raise InputError(
+                        f"input {i} is a {type(t).__name__}; expected all inputs to be {kind}"
+                    )
         try:
             return self.backend.encode_batch(list(texts), is_pretokenized=pretokenized)
         except Exception as e:

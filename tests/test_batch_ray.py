@@ -281,3 +281,43 @@ def test_silent_cluster_times_out_in_one_line(tmp_path, small_distilbert):
         f"minibert-ner: error: the Ray cluster at 127.0.0.1:{port} did not answer within 3 s; "
         "check --address and that the cluster is up (`ray status` on its head node)"
     )
+
+
+def test_tag_dataset_can_carry_failures_as_data(ray_session, tmp_path, minilm):
+    """With failure_column, a labelling error (float16 overflow) comes back in the rows of its
+    batch, entities null, instead of failing the dataset."""
+    from minibert_ner.batch.ray_engine import tag_dataset
+
+    model = make_reference_checkpoint(
+        tmp_path / "model", tokenizer_from=minilm, classifier_scale=1e7
+    )
+    ds = ray_session.data.from_items([{"text": "Paris is in France"}, {"text": None}])
+    rows = tag_dataset(ds, str(model), num_actors=1, dtype="float16",
+                       failure_column="failure").take_all()  # fmt: skip
+    assert [r["entities"] for r in rows] == [None, None]
+    assert all(r["failure"].startswith("the model produced NaN or infinite scores") for r in rows)
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_an_input_gone_before_it_is_read_stops_the_job_in_one_line(
+    request, engine, tmp_path, small_distilbert
+):
+    from .test_batch import HookedLog
+
+    if engine == "ray":
+        request.getfixturevalue("ray_session")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Paris\n")
+    (corpus / "b.txt").write_text("Rome\n")
+
+    def remove(line: str) -> None:  # planned and stamped, not yet read
+        if "to do" in line:
+            (corpus / "b.txt").unlink()
+
+    with pytest.raises(BatchError, match=r"cannot read .*b\.txt"):
+        run_batch(corpus, tmp_path / "out", small_distilbert, engine=engine, log=HookedLog(remove))
+    assert not (tmp_path / "out" / "b.jsonl").exists()
+    (corpus / "b.txt").write_text("Rome\n")  # back: the next run finishes the job
+    summary = run_batch(corpus, tmp_path / "out", small_distilbert, engine=engine)
+    assert (summary.total.records, summary.exit_status) == (2, 0)

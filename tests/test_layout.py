@@ -105,3 +105,14 @@ def test_model_is_a_leaf():
             others.update(alias.name for alias in node.names)
     assert ours == {"config"}
     assert {m.split(".")[0] for m in others} <= {"__future__", "math", "dataclasses", "torch"}
+
+
+def test_every_module_declares_its_public_names():
+    """An explicit `__all__` in every module, naming things the module really has."""
+    import importlib
+
+    for name in modules():
+        module = importlib.import_module(name)
+        assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{name}.__all__ names what it lacks: {missing}"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 from ..errors import BatchError, JobError
 from ..inference.options import PipelineOptions
@@ -35,6 +35,7 @@ from .plan import FileCounts, FileJob, Result, Stamp
 from .records import (
     OUTPUT_FORMATS,
     JsonlWriter,
+    OutputFormat,
     ParquetWriter,
     Record,
     check_input,
@@ -44,6 +45,7 @@ from .records import (
 
 __all__ = [
     "ENGINES",
+    "Engine",
     "EXIT_INCOMPLETE",
     "BatchSummary",
     "ProgressLog",
@@ -52,7 +54,8 @@ __all__ = [
     "write_results",
 ]
 
-ENGINES = ("local", "ray")
+Engine = Literal["local", "ray"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 # Exit status of a job that finished without labelling every record: some are in .errors.jsonl
 # files, or an input changed while it was read. 0: every record labelled. An error ends the job
 # with its `exit_status` (2: bad input or options; 1: `JobError`), Ctrl-C with 130.
@@ -273,8 +276,8 @@ def run_batch(
     output_dir: str | Path,
     model: str | Path,
     *,
-    engine: str = "local",
-    output_format: str = "jsonl",
+    engine: Engine = "local",
+    output_format: OutputFormat = "jsonl",
     text_column: str = "text",
     id_column: str | None = None,
     address: str | None = None,

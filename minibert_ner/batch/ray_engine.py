@@ -29,17 +29,25 @@ import inspect
 import itertools
 import json
 import os
-import re
 import socket
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatchError, JobError, MissingExtraError
+from ..errors import BatchError, JobError, MiniBertError, MissingExtraError
 from ..inference.options import PipelineOptions
 from .plan import RECORDS_PER_CHUNK, FileJob, Result
 from .records import Record, arrow_entities_type, read_records, require_pyarrow
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "EntityTagger",
+    "connect",
+    "ray_results",
+    "require_ray",
+    "tag_dataset",
+]
 
 # Seconds to wait for the Ray cluster at an address before giving up with a JobError.
 CONNECT_TIMEOUT = 30.0
@@ -69,6 +77,9 @@ class EntityTagger:
 
     `options` are the pipeline's (`PipelineOptions`: aggregation_strategy, device, dtype,
     batch_size, ...). `num_threads` sets torch's CPU threads (match the actor's num_cpus).
+    `failure_column`: when given, a MiniBertError while labelling a batch (a model that
+    overflows in float16, ...) does not fail the dataset: every row of the batch gets null
+    entities and the message in this column (errors as data; null when all went well).
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class EntityTagger:
         text_column: str = "text",
         output_column: str = "entities",
         num_threads: int | None = None,
+        failure_column: str | None = None,
     ) -> None:
         import torch
 
@@ -88,6 +100,7 @@ class EntityTagger:
             torch.set_num_threads(num_threads)
         self.pa, _ = require_pyarrow("the Ray engine")
         self.text_column, self.output_column = text_column, output_column
+        self.failure_column = failure_column
         self.ner = pipeline(model, options=options)
         self.entities_type = arrow_entities_type(self.ner.options.aggregation_strategy)
 
@@ -107,13 +120,32 @@ class EntityTagger:
             )
         texts = column.to_pylist()
         todo = [i for i, text in enumerate(texts) if text is not None]
-        found = self.ner([texts[i] for i in todo]) if todo else []
         entities: list[Any] = [None] * len(texts)
-        for i, ents in zip(todo, found, strict=True):
-            entities[i] = ents
-        if self.output_column in batch.column_names:
-            batch = batch.drop_columns([self.output_column])
-        return batch.append_column(self.output_column, pa.array(entities, self.entities_type))
+        failure = None
+        try:
+            found = self.ner([texts[i] for i in todo]) if todo else []
+        except MiniBertError as e:
+            if self.failure_column is None:
+                raise
+            failure = str(e)
+        else:
+            for i, ents in zip(todo, found, strict=True):
+                entities[i] = ents
+        batch = _set_column(batch, self.output_column, pa.array(entities, self.entities_type))
+        if self.failure_column is not None:
+            failures = batch.column(self.failure_column).to_pylist() if (
+                self.failure_column in batch.column_names) else [None] * len(texts)  # fmt: skip
+            if failure is not None:
+                failures = [failure] * len(texts)
+            batch = _set_column(batch, self.failure_column, pa.array(failures, pa.string()))
+        return batch
+
+
+def _set_column(table: Any, name: str, values: Any) -> Any:
+    """`table` with column `name` holding `values` (replaced, or added at the end)."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
 
 
 def default_num_actors(gpu: bool, cpus_per_actor: float) -> int:
@@ -134,12 +166,14 @@ def tag_dataset(
     records_per_batch: int = RECORDS_PER_CHUNK,
     text_column: str = "text",
     output_column: str = "entities",
+    failure_column: str | None = None,
     **changes: Any,
 ) -> Any:
     """`ds` with an `output_column` of entities, labelled by a pool of `num_actors` actors.
 
     `options` and `changes` are the pipeline's (`PipelineOptions`), as for
-    `minibert_ner.pipeline`; they are checked here, before any actor starts.
+    `minibert_ner.pipeline`; they are checked here, before any actor starts. `failure_column`:
+    see `EntityTagger` (None: a labelling error fails the dataset, as Ray does).
 
     With `device="cuda"` (or "cuda:N") each actor gets one GPU of its own, which it sees as
     "cuda"; by default there is one actor per GPU of the cluster. Otherwise actors run on CPU
@@ -170,6 +204,7 @@ def tag_dataset(
             "text_column": text_column,
             "output_column": output_column,
             "num_threads": max(1, int(cpus_per_actor)),
+            "failure_column": failure_column,
         },
         batch_size=records_per_batch,
         compute=ray.data.ActorPoolStrategy(size=num_actors),
@@ -181,7 +216,8 @@ def tag_dataset(
 def read_schema() -> Any:
     """The schema of the blocks of records that `_read_files` sends to the actors: the file's
     index, the record's key as JSON (ids may mix numbers and strings, which an Arrow column
-    cannot), its text or its error; a row with a null key is the file's end mark."""
+    cannot), its text or its error, and a failure (a file that could not be read: the job
+    stops with it); a row with a null key is the file's end mark."""
     pa, _ = require_pyarrow("the Ray engine")
     return pa.schema(
         [
@@ -189,6 +225,7 @@ def read_schema() -> Any:
             ("key", pa.string()),
             ("text", pa.large_string()),
             ("error", pa.string()),
+            ("failure", pa.string()),
         ]
     )
 
@@ -198,18 +235,25 @@ def _read_files(files: Any, *, text_column: str, id_column: str | None) -> Itera
     to its stamped size) as blocks of `read_schema()`, each file followed by its end mark, in
     chunks: a large file streams instead of filling one block, small files share one."""
     pa, schema = require_pyarrow("the Ray engine")[0], read_schema()
-    rows: dict[str, list[Any]] = {"file": [], "key": [], "text": [], "error": []}
+    rows: dict[str, list[Any]] = {name: [] for name in schema.names}
     columns = [files.column(name).to_pylist() for name in ("file", "path", "size")]
     for file, path, size in zip(*columns, strict=True):
         records = read_records(Path(path), text_column=text_column, id_column=id_column, size=size)
-        for record in itertools.chain(records, [None]):  # None: the file's end mark
-            rows["file"].append(file)
-            rows["key"].append(json.dumps(record.key) if record else None)
-            rows["text"].append(record.text if record else None)
-            rows["error"].append(record.error if record else None)
-            if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
-                yield pa.Table.from_pydict(rows, schema=schema)
-                rows = {name: [] for name in rows}
+        try:
+            for record in itertools.chain(records, [None]):  # None: the file's end mark
+                rows["file"].append(file)
+                rows["key"].append(json.dumps(record.key) if record else None)
+                rows["text"].append(record.text if record else None)
+                rows["error"].append(record.error if record else None)
+                rows["failure"].append(None)
+                if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
+                    yield pa.Table.from_pydict(rows, schema=schema)
+                    rows = {name: [] for name in rows}
+        except BatchError as e:  # the file cannot be read: reported, as data, to the driver
+            for name, value in (("file", file), ("key", None), ("text", None), ("error", None),
+                                ("failure", str(e))):  # fmt: skip
+                rows[name].append(value)
+            break
     if rows["file"]:
         yield pa.Table.from_pydict(rows, schema=schema)
 
@@ -327,22 +371,20 @@ def ray_results(
             num_actors=num_actors,
             cpus_per_actor=cpus_per_actor,
             text_column="text",
+            failure_column="failure",
         )
         try:
             for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
                 for row in table.to_pylist():
+                    if row["failure"] is not None:
+                        raise BatchError(f"a Ray worker failed: {row['failure']}")
                     if row["key"] is None:
                         yield row["file"], None, None
                     else:
                         record = Record(json.loads(row["key"]), error=row["error"])
                         yield row["file"], record, row["entities"]
         except Exception as e:
-            cause = _our_error(e)
-            if cause is not None:
-                # A worker's bad-input error (a model it cannot load, ...) as our one-line
-                # message, not Ray's page of remote tracebacks.
-                raise BatchError(f"a Ray worker failed: {cause}") from e
-            if type(e).__module__.split(".")[0] == "ray":
+            if type(e).__module__.split(".")[0] == "ray":  # a lost worker or cluster, ...
                 raise JobError(f"the Ray job failed: {_last_line(e)}") from e
             raise
     finally:
@@ -365,28 +407,3 @@ def _on_this_node(ray: Any, ds: Any) -> dict[str, Any]:
 def _last_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
-
-
-# The last line of a remote traceback that ends in one of our errors: "minibert_ner.errors.X: ...".
-_OUR_ERROR_LINE = re.compile(r"^minibert_ner\.errors\.\w+: (.+)$", re.MULTILINE)
-
-
-def _our_error(error: BaseException) -> str | None:
-    """The message of the MiniBertError a worker raised, if that is what `error` reports.
-
-    Ray sends a worker's exception back as text (the remote traceback, wrapped in
-    RayTaskError / UserCodeException / ActorDiedError), not as the exception object, so the
-    message is read from that text.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        found = _OUR_ERROR_LINE.findall(str(e))
-        if found:
-            return found[-1]
-        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
-    return None

@@ -27,16 +27,34 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, get_args
 
 from ..errors import BatchError, MissingExtraError
 from ..inference.aggregation import entity_fields
+
+__all__ = [
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "JsonlWriter",
+    "OutputFormat",
+    "ParquetWriter",
+    "Record",
+    "arrow_entities_type",
+    "check_input",
+    "find_inputs",
+    "key_columns",
+    "publish",
+    "read_records",
+    "require_pyarrow",
+    "temporary_path",
+]
 
 # Input file suffix -> how its records are read.
 INPUT_FORMATS = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".parquet": "parquet"}  # fmt: skip
 # Output formats, one writer each: JsonlWriter, ParquetWriter.
-OUTPUT_FORMATS = ("jsonl", "parquet")
+OutputFormat = Literal["jsonl", "parquet"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
 
 def require_pyarrow(purpose: str) -> tuple[Any, Any]:
@@ -378,7 +396,7 @@ def arrow_entities_type(strategy: str) -> Any:
     return pa.list_(pa.struct([(name, types[kind]) for name, kind in entity_fields(strategy)]))
 
 
-INT64_RANGE = range(-(2**63), 2**63)
+_INT64_RANGE = range(-(2**63), 2**63)
 
 
 class ParquetWriter:
@@ -408,7 +426,7 @@ class ParquetWriter:
         if not self.has_id:
             return None
         value = record["id"]
-        if isinstance(value, int) and value not in INT64_RANGE:
+        if isinstance(value, int) and value not in _INT64_RANGE:
             return f"id {value} does not fit a 64-bit integer column; use --format jsonl"
         kind = int if isinstance(value, int) else str
         if self.id_kind is not None and kind is not self.id_kind:

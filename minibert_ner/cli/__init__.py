@@ -18,6 +18,12 @@ from collections.abc import Sequence
 
 from ..errors import MiniBertError
 
+__all__ = [
+    "SUBCOMMANDS",
+    "build_parser",
+    "main",
+]
+
 # subcommand name -> module of minibert_ner.cli; "label" is the default action.
 SUBCOMMANDS: dict[str, str] = {
     "label": "label",

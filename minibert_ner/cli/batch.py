@@ -16,6 +16,11 @@ from ..batch.job import ENGINES, run_batch
 from ..batch.records import OUTPUT_FORMATS
 from .options import add_pipeline_arguments, int_at_least, pipeline_options, positive_float
 
+__all__ = [
+    "add_arguments",
+    "run",
+]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("input and output")

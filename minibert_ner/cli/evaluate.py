@@ -15,6 +15,11 @@ from ..training.metrics import evaluate_pipeline
 from .options import add_pipeline_arguments, pipeline_options
 from .progress import Progress
 
+__all__ = [
+    "add_arguments",
+    "run",
+]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="CoNLL file to score on")

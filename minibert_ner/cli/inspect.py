@@ -15,6 +15,11 @@ from ..study.lens import inspect_text
 from ..tokenizer import Tokenizer
 from .options import add_device_argument
 
+__all__ = [
+    "add_arguments",
+    "run",
+]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the text to inspect (one sentence reads best)")

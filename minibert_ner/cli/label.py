@@ -29,6 +29,12 @@ from ..inference.pipeline import pipeline
 from .options import add_pipeline_arguments, pipeline_options
 from .progress import Progress
 
+__all__ = [
+    "FORMATS",
+    "add_arguments",
+    "run",
+]
+
 FORMATS = ("json", "jsonl", "table", "conll")
 CHUNK_LINES = 2048  # lines labelled together: sorted by length within a chunk, then written
 CHUNK_CHARS = 1 << 22  # ... or fewer lines once they hold this many characters

@@ -7,6 +7,10 @@ import sys
 import time
 from typing import TextIO
 
+__all__ = [
+    "Progress",
+]
+
 
 class Progress:
     """Counts items (e.g. lines) and, when the total is known, how much of it is done.

@@ -14,6 +14,12 @@ from ..training.conll import read_conll
 from ..training.train import TrainConfig, train
 from .options import add_device_argument
 
+__all__ = [
+    "TRAIN_HELP",
+    "add_arguments",
+    "run",
+]
+
 # TrainConfig field -> help; the flag (--field-name), its type and default come from the field.
 # Every field has an entry: tests/test_cli.py checks it.
 TRAIN_HELP = {

@@ -69,14 +69,14 @@ def as_batch(inputs: object, is_split_into_words: bool) -> tuple[bool, list]:
     """
     if isinstance(inputs, str):
         if is_split_into_words:
-            raise TypeError("is_split_into_words=True expects a list of words, got a str")
+            raise InputError("is_split_into_words=True expects a list of words, got a str")
         return True, [inputs]
     if not isinstance(inputs, (list, tuple)):
-        raise TypeError(f"expected a str or a list of str, got {type(inputs).__name__}")
+        raise InputError(f"expected a str or a list of str, got {type(inputs).__name__}")
     if not is_split_into_words:
         for i, text in enumerate(inputs):
             if not isinstance(text, str):
-                raise TypeError(
+                raise InputError(
                     f"input {i} is a {type(text).__name__}, not a str; for pre-split words "
                     "pass is_split_into_words=True"
                 )
@@ -85,7 +85,7 @@ def as_batch(inputs: object, is_split_into_words: bool) -> tuple[bool, list]:
         return True, [list(inputs)]
     for i, words in enumerate(inputs):
         if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-            raise TypeError(f"input {i} is not a list of words (str)")
+            raise InputError(f"input {i} is not a list of words (str)")
     return False, [list(words) for words in inputs]
 
 
@@ -201,7 +201,7 @@ class NERPipeline:
         call = self.options.replace(**{k: v for k, v in overrides.items() if v is not None})
         strategy, ignore = call.aggregation_strategy, call.ignore_labels
         single, batch = as_batch(inputs, is_split_into_words)
-        encodings = self.tokenizer.encode_batch(batch) if batch else []
+        encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
         predictions = self.runner.run(encodings, "probs" if strategy == "average" else "scores")
 
         tok = self.tokenizer
@@ -228,12 +228,12 @@ class NERPipeline:
         such as NUL) gets "O".
         """
         if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
-            raise TypeError("label_words expects a list of sentences, each a list of words")
+            raise InputError("label_words expects a list of sentences, each a list of words")
         for i, words in enumerate(sentences):
             if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-                raise TypeError(f"sentence {i} is not a list of words (str)")
+                raise InputError(f"sentence {i} is not a list of words (str)")
         batch = [list(words) for words in sentences]
-        encodings = self.tokenizer.encode_batch(batch) if batch else []
+        encodings = self.tokenizer.encode_batch(batch, is_pretokenized=True)
         predictions = self.runner.run(encodings, "labels")
         names = self.scheme.names
         P, Q = self.tokenizer.template.prefix, self.tokenizer.template.suffix

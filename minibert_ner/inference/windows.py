@@ -29,6 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
+__all__ = [
+    "Window",
+    "plan_windows",
+]
+
 
 @dataclass(frozen=True)
 class Window:

@@ -13,8 +13,16 @@ from typing import Any
 
 import torch
 
-from ..errors import MissingExtraError
+from ..errors import InputError, MissingExtraError
 from .lens import Inspection
+
+__all__ = [
+    "INSTALL_HINT",
+    "attention_figure",
+    "lens_figure",
+    "require_matplotlib",
+    "save_figures",
+]
 
 INSTALL_HINT = "pip install 'minibert-ner[plot]' (or: pip install matplotlib)"
 
@@ -54,7 +62,7 @@ def attention_figure(inspection: Inspection, layer: int, path: str | Path) -> Pa
 
     attn = inspection.attentions[layer]
     if attn is None:
-        raise ValueError(f"layer {layer} was skipped: it has no attention to draw")
+        raise InputError(f"layer {layer} was skipped: it has no attention to draw")
     nh, T = attn.shape[0], len(inspection.tokens)
     cols = min(nh, 4)
     rows = math.ceil(nh / cols)

@@ -54,6 +54,19 @@ from ..config import ACTIVATIONS
 from ..errors import InterventionError
 from ..model import Block, TokenClassifier, make_activation
 
+__all__ = [
+    "Intervention",
+    "Recording",
+    "SkippedBlock",
+    "cap_sequence_length",
+    "capture",
+    "mask_heads",
+    "parse_heads",
+    "prune_heads",
+    "replace_activation",
+    "skip_layers",
+]
+
 
 class Intervention:
     """A change made to a model, undone by `remove()` or by leaving its `with` block."""

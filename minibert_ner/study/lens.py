@@ -26,6 +26,14 @@ from ..errors import InputError
 from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
 
+__all__ = [
+    "HeadSummary",
+    "Inspection",
+    "inspect_text",
+    "logit_lens",
+    "summarize_head",
+]
+
 
 def logit_lens(model: TokenClassifier, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
     """The classification head on each hidden state: (L+1) x (B, T, H) -> (L+1, B, T, num_labels).
@@ -176,7 +184,7 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
     whole text); the model is run in eval mode and left in the mode it was in.
     """
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, not {type(text).__name__}")
+        raise InputError(f"text must be a str, not {type(text).__name__}")
     if not text.strip():
         raise InputError("the text is empty: give a sentence to inspect")
     encoding = tokenizer.encode(text)

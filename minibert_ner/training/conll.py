@@ -23,6 +23,15 @@ from pathlib import Path
 
 from ..errors import DataError
 
+__all__ = [
+    "DOCSTART",
+    "Sentence",
+    "entity_types",
+    "iob1_to_iob2",
+    "parse_conll",
+    "read_conll",
+]
+
 DOCSTART = "-DOCSTART-"
 # "O", or B-/I- and a type ("B-PER", "I-MISC"): the tags both schemes use.
 TAG = re.compile(r"^(O|[BI]-\S+)$")

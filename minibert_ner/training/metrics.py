@@ -17,7 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+
+__all__ = [
+    "Entity",
+    "Report",
+    "Scores",
+    "evaluate",
+    "evaluate_pipeline",
+    "get_entities",
+    "prf",
+    "split_tag",
+]
 
 if TYPE_CHECKING:  # for annotations only: scoring tags needs neither
     from ..inference.pipeline import NERPipeline
@@ -32,7 +43,7 @@ def split_tag(label: str) -> tuple[str, str]:
         return "O", ""
     if len(label) > 2 and label[0] in "BIES" and label[1] == "-":
         return label[0], label[2:]
-    raise ValueError(f"label {label!r} is not an IOB tag (O, or B-/I-/E-/S- and a type)")
+    raise InputError(f"label {label!r} is not an IOB tag (O, or B-/I-/E-/S- and a type)")
 
 
 def _ends_chunk(prev_tag: str, prev_type: str, tag: str, type_: str) -> bool:
@@ -133,13 +144,13 @@ def evaluate(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> Re
     """Score predicted tags against gold tags, sentence by sentence (entities never cross
     sentences). `true` and `pred` are lists of tag lists of equal shape."""
     if len(true) != len(pred):
-        raise ValueError(f"{len(true)} gold sentences but {len(pred)} predicted ones")
+        raise InputError(f"{len(true)} gold sentences but {len(pred)} predicted ones")
     true_entities: set[tuple[int, str, int, int]] = set()  # (sentence, type, start, end)
     pred_entities: set[tuple[int, str, int, int]] = set()
     right_words = words = 0
     for n, (t, p) in enumerate(zip(true, pred, strict=True)):
         if len(t) != len(p):
-            raise ValueError(f"sentence {n}: {len(t)} gold tags but {len(p)} predicted ones")
+            raise InputError(f"sentence {n}: {len(t)} gold tags but {len(p)} predicted ones")
         true_entities.update((n, *e) for e in get_entities(t))
         pred_entities.update((n, *e) for e in get_entities(p))
         right_words += sum(a == b for a, b in zip(t, p, strict=True))

@@ -36,6 +36,23 @@ from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types
 from .metrics import Report, evaluate_pipeline
 
+__all__ = [
+    "IGNORE",
+    "Example",
+    "TrainConfig",
+    "TrainResult",
+    "collate",
+    "encode_sentences",
+    "evaluate_model",
+    "label_list",
+    "linear_schedule",
+    "load_for_training",
+    "make_optimizer",
+    "shuffled_length_batches",
+    "token_loss",
+    "train",
+]
+
 IGNORE = -100  # label id the loss skips: special tokens, padding, non-first subwords
 
 
