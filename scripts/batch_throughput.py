@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import DEFAULT_DATA, default_model, random_model, read_texts  # noqa: E402
+from common import DEFAULT_DATA, default_model, random_model, read_texts
 
 SMALL = 8  # records in the fixed-cost run
 

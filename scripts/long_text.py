@@ -12,10 +12,10 @@ import argparse
 import time
 from pathlib import Path
 
+from common import DEFAULT_DATA
+
 import minibert_ner
 from minibert_ner.training.conll import read_conll
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "test.txt"
 
 
 def main() -> None:

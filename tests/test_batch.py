@@ -21,8 +21,9 @@ from minibert_ner.cli import main
 from minibert_ner.errors import BatchError
 from minibert_ner.inference.options import PipelineOptions
 
-from .conftest import conll_sentences
-from .corpora import arrow, assert_same_entities, read_jsonl
+from .helpers.assertions import assert_same_entities
+from .helpers.corpora import arrow, read_jsonl
+from .helpers.data import conll_sentences
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,9 @@ def test_local_engine_matches_pipeline_and_counts_add_up(tmp_path, small_distilb
             key for key, _ in wanted
         ]
         # Records of both files share forward batches: float32 rounding of scores may differ.
-        assert_same_entities([r["entities"] for r in got], ner([t for _, t in wanted]), 1e-5)
+        assert_same_entities(
+            [r["entities"] for r in got], ner([t for _, t in wanted]), tolerance=1e-5
+        )
     assert read_jsonl(tmp_path / "out" / "part-0.errors.jsonl") == [
         {"line": 4, "error": "invalid UTF-8: byte 0xe9 at byte 3 of the line (invalid "
          "continuation byte)"}]  # fmt: skip

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from minibert_ner.batch import EXIT_INCOMPLETE, run_batch
 
-from .corpora import Corpus, arrow, assert_same_written, check_outputs, corpora, expected_outcome
+from .helpers.corpora import (
+    Corpus,
+    arrow,
+    assert_same_written,
+    check_outputs,
+    corpora,
+    expected_outcome,
+)
 
 SLOW_FIXTURES = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 

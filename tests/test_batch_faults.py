@@ -19,8 +19,8 @@ from minibert_ner.batch import run_batch
 from minibert_ner.batch.folder import JOURNAL
 from minibert_ner.cli import main
 
-from .conftest import REPO, conll_sentences
-from .corpora import assert_same_written, read_jsonl
+from .helpers.corpora import assert_same_written, read_jsonl
+from .helpers.data import REPO, conll_sentences
 
 FILES, PER_FILE = 16, 100
 

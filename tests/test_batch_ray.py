@@ -17,17 +17,18 @@ from minibert_ner.batch import EXIT_INCOMPLETE, run_batch
 from minibert_ner.cli import main
 from minibert_ner.errors import BatchError
 
-from .conftest import REPO, conll_sentences, make_reference_checkpoint
-from .corpora import (
+from .helpers.assertions import assert_same_entities
+from .helpers.checkpoints import make_reference_checkpoint
+from .helpers.corpora import (
     Corpus,
     Expected,
     InputFile,
     arrow,
-    assert_same_entities,
     assert_same_written,
     check_outputs,
     read_jsonl,
 )
+from .helpers.data import REPO, conll_sentences
 
 # The CoNLL-2003 test sentences (words joined by spaces): all of them go through Ray Data and
 # the in-process pipeline; the first COMMAND_TEXTS through the command with both engines.
@@ -58,7 +59,7 @@ def test_ray_dataset_equals_pipeline(ray_session, small_distilbert, ner, texts):
     expected = ner(texts)
     assert len(got) == CONLL_TEST_SENTENCES
     assert sum(map(len, expected)) > len(texts)  # entities to compare, not just empty lists
-    assert_same_entities(got, expected, 1e-5)
+    assert_same_entities(got, expected, tolerance=1e-5)
 
 
 def test_tag_dataset_keeps_nulls_null(ray_session, small_distilbert, ner):
@@ -71,7 +72,7 @@ def test_tag_dataset_keeps_nulls_null(ray_session, small_distilbert, ner):
     ds = ray_session.data.from_pandas(frame)
     rows = tag_dataset(ds, str(small_distilbert), num_actors=1, records_per_batch=2).take_all()
     assert [r["entities"] is None for r in rows] == [True, False, True, True, True]
-    assert_same_entities([rows[1]["entities"]], ner(["Angela Merkel in Paris"]), 1e-5)
+    assert_same_entities([rows[1]["entities"]], ner(["Angela Merkel in Paris"]), tolerance=1e-5)
 
 
 def fixed_corpus() -> Corpus:
@@ -186,7 +187,9 @@ def test_command_both_engines(ray_session, tmp_path, small_distilbert, ner, text
             assert [{k: v for k, v in r.items() if k != "entities"} for r in got] == [
                 key for key, _ in wanted
             ]
-            assert_same_entities([r["entities"] for r in got], ner([t for _, t in wanted]), 1e-5)
+            assert_same_entities(
+                [r["entities"] for r in got], ner([t for _, t in wanted]), tolerance=1e-5
+            )
     for name in ("part-0.errors.jsonl", "part-1.errors.jsonl"):
         assert outputs["ray"][name].read_bytes() == outputs["local"][name].read_bytes()
     # A second run with the other engine finds everything done.

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from minibert_ner import CheckpointError, ConfigError, load_model
 
-from .conftest import load_reference, make_reference_checkpoint
+from .helpers.checkpoints import load_reference, make_reference_checkpoint
 
 
 @pytest.fixture()

@@ -16,7 +16,8 @@ import torch
 
 import minibert_ner
 
-from .conftest import CALIBRATION_TEXTS, assert_same_entities
+from .helpers.assertions import assert_same_entities
+from .helpers.checkpoints import CALIBRATION_TEXTS
 
 SCRIPT = Path(sys.executable).parent / "minibert-ner"
 TEXTS = ["My name is Wolfgang and I live in Berlin.", "Jean-Baptiste 😀 Zürich", "", "北京 ok"]

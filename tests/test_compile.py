@@ -10,7 +10,7 @@ import torch
 from minibert_ner import load_model
 from minibert_ner.inference.compile import compile_model
 
-from .conftest import make_reference_checkpoint
+from .helpers.checkpoints import make_reference_checkpoint
 
 
 def test_compiled_model_equals_eager(tmp_path) -> None:

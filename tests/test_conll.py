@@ -7,7 +7,7 @@ import pytest
 from minibert_ner.errors import DataError, MiniBertError
 from minibert_ner.training.conll import entity_types, iob1_to_iob2, parse_conll, read_conll
 
-from .conftest import conll_sentences
+from .helpers.data import conll_sentences
 
 # The start of the original eng.train (IOB1, with document separators), and the same in IOB2.
 ORIGINAL = """-DOCSTART- -X- O O
@@ -66,7 +66,7 @@ def test_our_files(conll_dir):
         assert all(len(s.words) == len(s.labels) for s in sentences)
         starts = [label[2:] for s in sentences for label in s.labels if label.startswith("B-")]
         assert {t: starts.count(t) for t in per_type} == per_type
-    # Words agree with the independent reader in conftest.
+    # Words agree with the independent reader in tests/helpers/data.py.
     assert [s.words for s in read_conll(conll_dir / "test.txt")[:50]] == conll_sentences("test", 50)
 
 

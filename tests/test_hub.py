@@ -17,7 +17,7 @@ import pytest
 
 from minibert_ner import load_model
 
-from .conftest import make_reference_checkpoint
+from .helpers.checkpoints import make_reference_checkpoint
 
 REPO_ID = "dslim/distilbert-NER"
 

@@ -8,7 +8,7 @@ import torch
 
 from minibert_ner import Tokenizer, load_model, save_model
 
-from .conftest import (
+from .helpers.checkpoints import (
     BERT_NER_LABELS,
     DISTILBERT_NER_LABELS,
     load_reference,

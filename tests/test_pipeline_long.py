@@ -15,7 +15,9 @@ from minibert_ner import ModelConfig, NERPipeline, TokenClassifier, Tokenizer
 from minibert_ner.inference.aggregation import STRATEGIES
 from minibert_ner.inference.windows import plan_windows
 
-from .conftest import DISTILBERT_NER_LABELS, assert_same_entities, conll_sentences
+from .helpers.assertions import assert_same_entities
+from .helpers.checkpoints import DISTILBERT_NER_LABELS
+from .helpers.data import conll_sentences
 from .test_pipeline_parity import reference_entities, reference_pipeline
 
 

@@ -19,14 +19,14 @@ import pytest
 import minibert_ner
 from minibert_ner.inference.aggregation import STRATEGIES
 
-from .conftest import (
+from .helpers.assertions import assert_same_entities
+from .helpers.checkpoints import (
     BERT_NER_LABELS,
     DISTILBERT_NER_LABELS,
-    assert_same_entities,
-    conll_sentences,
     make_minilm_ner_checkpoint,
     make_ner_checkpoint,
 )
+from .helpers.data import conll_sentences
 
 transformers = pytest.importorskip("transformers")
 

@@ -15,7 +15,7 @@ from minibert_ner import NERPipeline, TokenizerError
 from minibert_ner.errors import InputError
 from minibert_ner.inference.aggregation import STRATEGIES
 
-from .conftest import assert_same_entities
+from .helpers.assertions import assert_same_entities
 
 # Pieces that stress tokenization: accents, combining marks, emoji sequences, CJK, ligatures,
 # zero-width and control characters, literal special tokens, punctuation runs.

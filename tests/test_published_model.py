@@ -13,7 +13,7 @@ import torch
 from minibert_ner import ModelNotFoundError, Tokenizer, load_model
 from minibert_ner.hub import resolve_folder
 
-from .conftest import load_reference
+from .helpers.checkpoints import load_reference
 
 
 def published_folder() -> Path:

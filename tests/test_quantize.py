@@ -10,7 +10,7 @@ import torch
 import minibert_ner
 from minibert_ner.errors import InputError, MissingExtraError
 
-from .conftest import conll_sentences
+from .helpers.data import conll_sentences
 
 
 def test_int8_labels_agree_with_float32(ner_model_dir) -> None:

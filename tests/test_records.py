@@ -14,7 +14,7 @@ from minibert_ner.batch.records import ParquetWriter, find_inputs, read_records
 from minibert_ner.errors import BatchError, MissingExtraError
 from minibert_ner.inference.aggregation import STRATEGIES, entity_fields
 
-from .corpora import arrow, jsonl_file, text_file
+from .helpers.corpora import arrow, jsonl_file, text_file
 
 
 def test_text_lines_and_their_errors(tmp_path):

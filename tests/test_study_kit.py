@@ -1,5 +1,5 @@
 """The study kit: logit lens, interventions (mask/prune/skip/activation/length cap), figures, the
-`inspect` command and the generated walkthrough. Small random-weight models from conftest."""
+`inspect` command and the generated walkthrough. Small random-weight models from tests/helpers."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from minibert_ner.study.interventions import (
 )
 from minibert_ner.study.lens import inspect_text, logit_lens
 
-from .conftest import REPO
+from .helpers.data import REPO
 
 TEXT = "Ada Lovelace met Charles Babbage in London in 1833."
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

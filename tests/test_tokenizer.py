@@ -11,7 +11,7 @@ import pytest
 
 from minibert_ner import Tokenizer, TokenizerError
 
-from .conftest import conll_sentences
+from .helpers.data import conll_sentences
 
 HARD_TEXTS = [
     "",

@@ -29,7 +29,7 @@ from minibert_ner.training.train import (
     train,
 )
 
-from .conftest import load_reference, make_reference_checkpoint
+from .helpers.checkpoints import load_reference, make_reference_checkpoint
 
 transformers = pytest.importorskip("transformers")
 

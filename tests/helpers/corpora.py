@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from .conftest import conll_sentences
+from .assertions import assert_same_entities
+from .data import conll_sentences
 
 
 @dataclass
@@ -159,21 +160,8 @@ def check_outputs(
         good_texts += [e.text for e in good]
         good_rows += rows
     expected_entities = ner(good_texts) if good_texts else []
-    assert_same_entities([r["entities"] for r in good_rows], expected_entities, tolerance=1e-4)
+    assert_same_entities([r["entities"] for r in good_rows], expected_entities, "records")
     return written
-
-
-def assert_same_entities(
-    got: list[list[dict]], expected: list[list[dict]], tolerance: float
-) -> None:
-    """Record by record, the same entities: every field equal (spans, labels, words), scores
-    within `tolerance` (a text labelled in another batch is padded differently, which moves its
-    float32 scores in the last bits)."""
-    assert len(got) == len(expected)
-    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-        assert [{**x, "score": pytest.approx(x["score"], abs=tolerance)} for x in e] == g, (
-            f"record {i}"
-        )
 
 
 def assert_same_written(a: dict[str, list[dict]], b: dict[str, list[dict]]) -> None:
