@@ -106,7 +106,7 @@ def generate(model_name: str | None, text: str) -> str:
         f"Model: {about}. Configuration: {L} blocks, hidden size H = {H}, {nh} heads of "
         f"hs = {hs}, feed-forward width I = {I}, {c.num_labels} labels, `model_type` "
         f'"{c.model_type}". Numbers are recorded during one forward pass with forward hooks '
-        "([`interventions.capture`](../minibert_ner/interventions.py)); each step names its hook "
+        "([`interventions.capture`](../minibert_ner/study/interventions.py)); each step names its hook "
         f"point and links to the code that computes it. We follow the token {who}.\n"
     )
 
@@ -255,12 +255,12 @@ def generate(model_name: str | None, text: str) -> str:
     )
     add(
         "## 9. Tokens to words and entities\n\n"
-        "The NER pipeline ([`pipeline.py`](../minibert_ner/pipeline.py)) turns these per-token "
+        "The NER pipeline ([`inference/pipeline.py`](../minibert_ner/inference/pipeline.py)) turns these per-token "
         "labels into words (the first subword's label) and entities, and splits texts longer "
         "than the model's positions into windows. To look at any text this way, per layer, run "
         '`minibert-ner inspect "TEXT" --model M --out DIR` '
-        "([`commands/inspect.py`](../minibert_ner/commands/inspect.py), "
-        "[`lens.py`](../minibert_ner/lens.py)).\n"
+        "([`cli/inspect.py`](../minibert_ner/cli/inspect.py), "
+        "[`study/lens.py`](../minibert_ner/study/lens.py)).\n"
     )
     return "\n".join(md)
 
