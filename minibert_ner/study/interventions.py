@@ -41,6 +41,7 @@ The input of `layers.{i}.attention.output` is the one place where the heads are 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -308,14 +309,14 @@ def cap_sequence_length(model: TokenClassifier, max_tokens: int) -> Intervention
             f"max_tokens must be an integer from 2 ([CLS] + [SEP]) to the model's {n} positions, "
             f"got {max_tokens!r}"
         )
-    old_limit = model.config.max_position_embeddings
+    config = model.config
     capped = nn.Embedding(max_tokens, table.embedding_dim, _weight=table.weight[:max_tokens])
     model.embeddings.position_embeddings = capped
-    model.config.max_position_embeddings = max_tokens
+    model.config = dataclasses.replace(config, max_position_embeddings=max_tokens)
 
     def undo() -> None:
         model.embeddings.position_embeddings = table
-        model.config.max_position_embeddings = old_limit
+        model.config = config
 
     return Intervention(undo, f"cap sequence length at {max_tokens}")
 
