@@ -130,7 +130,9 @@ class Tokenizer:
         self.config = dict(config or {})  # tokenizer_config.json, written back by save()
         pad = _token_text(self.config.get("pad_token", SPECIAL_TOKENS["pad_token"]))
         self.pad_token_id: int = backend.token_to_id(pad) or 0
-        self.template = Template.of(json.loads(backend.to_str()).get("post_processor"))
+        # The post-processor alone, as JSON (the whole tokenizer's would cost ~10 ms to build).
+        processor = backend.post_processor
+        self.template = Template.of(json.loads(processor.__getstate__()) if processor else None)
         unk = getattr(backend.model, "unk_token", None)
         self.unk_token_id: int | None = backend.token_to_id(unk) if unk else None
 
