@@ -81,6 +81,11 @@ def test_equal_options_are_equal_however_given():
     a = PipelineOptions(aggregation_strategy="MAX", ignore_labels=["O"], dtype=torch.bfloat16)
     b = PipelineOptions(aggregation_strategy="max", ignore_labels=("O",), dtype="bfloat16")
     assert a == b and hash(a) == hash(b)
+    # The dtype names load_model knows (one table: checkpoint.resolve_dtype), by canonical name.
+    assert PipelineOptions(dtype="bf16") == b.replace(aggregation_strategy="simple")
+    assert PipelineOptions(dtype="half").dtype == PipelineOptions(dtype="fp16").dtype == "float16"
+    with pytest.raises(InputError, match="unsupported dtype torch.float64"):
+        PipelineOptions(dtype=torch.float64)
 
 
 def test_the_manifest_holds_what_changes_the_output_and_never_the_token(tmp_path):

@@ -215,11 +215,12 @@ class OutputFolder:
     # --- state of each file --------------------------------------------------------------
 
     def is_done(self, job: FileJob) -> bool:
+        """Finished before, and unchanged since (`plan` has placed every entry's output where
+        the job's is)."""
         entry = self.files.get(str(job.source))
         return (
             entry is not None
             and Stamp.saved(entry) == job.stamp
-            and self.path / entry["output"] == job.output
             and job.output.is_file()
             and (not entry.get("errors") or job.errors.is_file())
         )

@@ -7,10 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..inference.options import PipelineOptions
-from .plan import RECORDS_PER_CHUNK, FileJob, Result
-from .records import Record, read_records
+from .plan import RECORDS_PER_CHUNK, FileJob, Result, job_records, label_texts
 
-__all__ = ["chunks", "label_records", "local_results"]
+__all__ = ["chunks", "local_results"]
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -23,13 +22,6 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def label_records(ner: Any, records: Sequence[Record]) -> list[list[dict[str, Any]] | None]:
-    """Entities for each record that has a text (None for those with an error), in one call."""
-    texts = [r.text for r in records if r.error is None]
-    found = iter(ner(texts) if texts else [])
-    return [next(found) if r.error is None else None for r in records]
 
 
 def local_results(
@@ -46,17 +38,10 @@ def local_results(
 
     ner = pipeline(model, options=options)
     size = max(RECORDS_PER_CHUNK, options.batch_size)
-
-    def stream() -> Iterator[tuple[int, Record | None]]:  # records, then each file's end mark
-        for index, job in enumerate(jobs):
-            for record in read_records(
-                job.source, text_column=text_column, id_column=id_column, size=job.stamp.size
-            ):
-                yield index, record
-            yield index, None
-
-    for chunk in chunks(stream(), size):
-        records = [record for _, record in chunk if record is not None]
-        found = iter(label_records(ner, records))
+    files = ((index, job.source, job.stamp.size) for index, job in enumerate(jobs))
+    stream = job_records(files, text_column=text_column, id_column=id_column)
+    for chunk in chunks(stream, size):
+        # A bad record has no text, and so no entities; an end mark is not a record.
+        found = iter(label_texts(ner, [record.text for _, record in chunk if record is not None]))
         for index, record in chunk:
             yield (index, record, next(found)) if record is not None else (index, None, None)

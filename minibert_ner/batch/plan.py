@@ -1,17 +1,28 @@
 """What a batch job works on: each input file stamped and placed (`FileJob`), the record
-counts that must add up (`FileCounts`), and the stream of results an engine yields (`Result`).
-Both engines (local.py, ray_engine.py) and the job (job.py) share these; they import nothing
-of the job, so the engines sit below it."""
+counts that must add up (`FileCounts`), the records both engines label (`job_records`,
+`label_texts`) and the stream of results an engine yields (`Result`). Both engines (local.py,
+ray_engine.py) and the job (job.py) share these; they import nothing of the job, so the
+engines sit below it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .records import Record
+from .records import Record, read_records
 
-__all__ = ["RECORDS_PER_CHUNK", "FileCounts", "FileJob", "Result", "Stamp", "output_paths"]
+__all__ = [
+    "RECORDS_PER_CHUNK",
+    "FileCounts",
+    "FileJob",
+    "Result",
+    "Stamp",
+    "job_records",
+    "label_texts",
+    "output_paths",
+]
 
 # Records handed to the pipeline at a time by the local engine (and to each Ray actor call): big
 # enough to fill forward batches, small enough that progress and memory stay smooth.
@@ -76,3 +87,25 @@ class FileCounts:
 # entities None for a record with an error; after each file's records, (index, None, None) to say
 # that the file is complete (so that it is published before the next file's first record).
 Result = tuple[int, "Record | None", "list[dict[str, Any]] | None"]
+
+
+def job_records(
+    files: Iterable[tuple[int, str | Path, int]], *, text_column: str, id_column: str | None
+) -> Iterator[tuple[int, Record | None]]:
+    """(index, record) for every record of each file (its index, path and stamped size; read up
+    to that size), in order, each file followed by its end mark (index, None)."""
+    for index, path, size in files:
+        for record in read_records(path, text_column=text_column, id_column=id_column, size=size):
+            yield index, record
+        yield index, None
+
+
+def label_texts(ner: Callable[[list[str]], list[Any]], texts: Sequence[str | None]) -> list[Any]:
+    """The entities of each text, in one pipeline call; None where the text is None (a record
+    with an error, a null in a dataset's text column)."""
+    todo = [i for i, text in enumerate(texts) if text is not None]
+    found = ner([texts[i] for i in todo]) if todo else []
+    entities: list[Any] = [None] * len(texts)
+    for i, ents in zip(todo, found, strict=True):
+        entities[i] = ents
+    return entities

@@ -26,19 +26,17 @@ minibert_ner and load the model themselves: on a cluster both must be reachable 
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import os
 import socket
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..errors import BatchError, JobError, MiniBertError, MissingExtraError
 from ..inference.options import PipelineOptions
-from .plan import RECORDS_PER_CHUNK, FileJob, Result
-from .records import Record, arrow_entities_type, read_records, require_pyarrow
+from .plan import RECORDS_PER_CHUNK, FileJob, Result, job_records, label_texts
+from .records import Record, arrow_entities_type, require_pyarrow
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -119,18 +117,14 @@ class EntityTagger:
                 f"column {self.text_column!r} holds {kind}, not text; decode it to strings first"
             )
         texts = column.to_pylist()
-        todo = [i for i, text in enumerate(texts) if text is not None]
         entities: list[Any] = [None] * len(texts)
         failure = None
         try:
-            found = self.ner([texts[i] for i in todo]) if todo else []
+            entities = label_texts(self.ner, texts)
         except MiniBertError as e:
             if self.failure_column is None:
                 raise
             failure = str(e)
-        else:
-            for i, ents in zip(todo, found, strict=True):
-                entities[i] = ents
         batch = _set_column(batch, self.output_column, pa.array(entities, self.entities_type))
         if self.failure_column is not None:
             failures = batch.column(self.failure_column).to_pylist() if (
@@ -217,7 +211,7 @@ def read_schema() -> Any:
     """The schema of the blocks of records that `_read_files` sends to the actors: the file's
     index, the record's key as JSON (ids may mix numbers and strings, which an Arrow column
     cannot), its text or its error, and a failure (a file that could not be read: the job
-    stops with it); a row with a null key is the file's end mark."""
+    stops with it; its file index is null); a row with a null key is the file's end mark."""
     pa, _ = require_pyarrow("the Ray engine")
     return pa.schema(
         [
@@ -237,23 +231,21 @@ def _read_files(files: Any, *, text_column: str, id_column: str | None) -> Itera
     pa, schema = require_pyarrow("the Ray engine")[0], read_schema()
     rows: dict[str, list[Any]] = {name: [] for name in schema.names}
     columns = [files.column(name).to_pylist() for name in ("file", "path", "size")]
-    for file, path, size in zip(*columns, strict=True):
-        records = read_records(Path(path), text_column=text_column, id_column=id_column, size=size)
-        try:
-            for record in itertools.chain(records, [None]):  # None: the file's end mark
-                rows["file"].append(file)
-                rows["key"].append(json.dumps(record.key) if record else None)
-                rows["text"].append(record.text if record else None)
-                rows["error"].append(record.error if record else None)
-                rows["failure"].append(None)
-                if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
-                    yield pa.Table.from_pydict(rows, schema=schema)
-                    rows = {name: [] for name in rows}
-        except BatchError as e:  # the file cannot be read: reported, as data, to the driver
-            for name, value in (("file", file), ("key", None), ("text", None), ("error", None),
-                                ("failure", str(e))):  # fmt: skip
-                rows[name].append(value)
-            break
+    stream = job_records(zip(*columns, strict=True), text_column=text_column, id_column=id_column)
+    try:
+        for file, record in stream:
+            rows["file"].append(file)
+            rows["key"].append(json.dumps(record.key) if record else None)
+            rows["text"].append(record.text if record else None)
+            rows["error"].append(record.error if record else None)
+            rows["failure"].append(None)
+            if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
+                yield pa.Table.from_pydict(rows, schema=schema)
+                rows = {name: [] for name in rows}
+    except BatchError as e:  # a file cannot be read: reported, as data, to the driver
+        failure = {"file": None, "key": None, "text": None, "error": None, "failure": str(e)}
+        for name, value in failure.items():
+            rows[name].append(value)
     if rows["file"]:
         yield pa.Table.from_pydict(rows, schema=schema)
 

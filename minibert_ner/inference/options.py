@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
+from ..checkpoint import resolve_dtype
 from ..errors import InputError
 from .aggregation import STRATEGIES, Strategy
 
@@ -41,7 +42,6 @@ QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 # batch job may change it). SECRET: never written anywhere (manifests, logs).
 RUNTIME = MappingProxyType({"runtime": True})
 SECRET = MappingProxyType({"secret": True})
-_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,14 @@ class PipelineOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-        dtype = _DTYPE_NAMES.get(self.dtype, self.dtype) if self.dtype is not None else None
-        if dtype is not None and dtype not in DTYPES:
-            raise InputError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+        # Any name `resolve_dtype` knows ("bf16", torch.bfloat16, ...), kept by its canonical name.
+        dtype = self.dtype
+        if dtype is not None:
+            dtype = str(resolve_dtype(dtype)).removeprefix("torch.")
+            if dtype not in DTYPES:
+                raise InputError(
+                    f"unsupported dtype {self.dtype!r}; use one of {', '.join(DTYPES)}"
+                )
         if self.quantize is not None and self.quantize not in QUANTIZATIONS:
             raise InputError(
                 f"unknown quantize={self.quantize!r}; use None or one of {', '.join(QUANTIZATIONS)}"
