@@ -4,7 +4,8 @@
     save_model(model, "out/")                      # config.json + model.safetensors
 
 Published checkpoints name their tensors after the `transformers` classes
-(`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`).
+(`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`,
+`deberta.encoder.layer.3.attention.self.query_proj.weight`).
 One explicit table per family maps each checkpoint module to ours; the same table, read backwards,
 names the tensors when we save, so what we write loads in `transformers` too.
 """
@@ -22,11 +23,25 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import ModelConfig
+from .deberta import DebertaTokenClassifier
 from .errors import CheckpointError, InputError
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
 
-__all__ = ["KEY_TABLES", "load_model", "read_safetensors", "resolve_dtype", "save_model"]
+__all__ = [
+    "KEY_TABLES",
+    "MODEL_CLASSES",
+    "Model",
+    "build_model",
+    "load_model",
+    "read_safetensors",
+    "resolve_dtype",
+    "save_model",
+]
+
+# The model classes: the same forward, config, id2label, layers, classifier (see deberta.py).
+MODEL_CLASSES = (TokenClassifier, DebertaTokenClassifier)
+Model = TokenClassifier | DebertaTokenClassifier
 
 # checkpoint module (after the family prefix) -> our module; "{}" is the block index.
 # Each module's parameters keep their names (weight, bias), except legacy LayerNorm gamma/beta.
@@ -58,12 +73,33 @@ KEY_TABLES: dict[str, dict[str, str]] = {
         "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
         "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
     },
+    "deberta-v2": {
+        "embeddings.word_embeddings": "embeddings.word_embeddings",
+        "embeddings.position_embeddings": "embeddings.position_embeddings",  # v2 only
+        "embeddings.token_type_embeddings": "embeddings.token_type_embeddings",
+        "embeddings.embed_proj": "embeddings.embed_proj",  # embedding_size != hidden_size
+        "embeddings.LayerNorm": "embeddings.LayerNorm",
+        "encoder.rel_embeddings": "rel_embeddings",
+        "encoder.LayerNorm": "rel_norm",  # norm_rel_ebd = "layer_norm"
+        "encoder.conv.conv": "conv.conv",  # conv_kernel_size > 0
+        "encoder.conv.LayerNorm": "conv.LayerNorm",
+        "encoder.layer.{}.attention.self.query_proj": "layers.{}.attention.query",
+        "encoder.layer.{}.attention.self.key_proj": "layers.{}.attention.key",
+        "encoder.layer.{}.attention.self.value_proj": "layers.{}.attention.value",
+        "encoder.layer.{}.attention.self.pos_key_proj": "layers.{}.attention.pos_key",
+        "encoder.layer.{}.attention.self.pos_query_proj": "layers.{}.attention.pos_query",
+        "encoder.layer.{}.attention.output.dense": "layers.{}.attention.output",
+        "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attention_norm",
+        "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.intermediate",
+        "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
+        "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
+    },
 }
 # The head sits outside the base model, so it never carries the family prefix.
 HEAD_TABLE = {"classifier": "classifier"}
 # Base-model tensors sit under this prefix in *ForTokenClassification checkpoints, and under
 # none in base-model checkpoints (e.g. sentence-transformers' all-MiniLM-L6-v2).
-PREFIXES = {"distilbert": "distilbert.", "bert": "bert."}
+PREFIXES = {"distilbert": "distilbert.", "bert": "bert.", "deberta-v2": "deberta."}
 # Old TensorFlow-era names of LayerNorm parameters.
 LEGACY_PARAM_NAMES = {"gamma": "weight", "beta": "bias"}
 # Tensors that are known and irrelevant to token classification; anything else unknown is an error.
@@ -72,7 +108,15 @@ IGNORED_KEYS = re.compile(
     r"|^(bert\.|distilbert\.)?pooler\."  # sentence-level pooler
     r"|^(distilbert\.)?vocab_(transform|layer_norm|projector)\."  # DistilBERT MLM head
     r"|^cls\."  # BERT MLM / NSP heads
+    r"|^(deberta\.)?(lm_predictions|mask_predictions)\."  # DeBERTa MLM / replaced-token heads
 )
+
+
+def build_model(config: ModelConfig) -> Model:
+    """The model class the config's family needs, with fresh weights (or none, on meta)."""
+    if config.model_type == "deberta-v2":
+        return DebertaTokenClassifier(config)
+    return TokenClassifier(config)
 
 
 def module_map(config: ModelConfig) -> dict[str, str]:
@@ -155,6 +199,10 @@ def state_dict_from_checkpoint(
         if IGNORED_KEYS.search(key):
             continue
         ours = our_key(key, modules, prefix)
+        if ours == "embeddings.position_embeddings.weight" and ours not in expected:
+            # DeBERTa-v3 checkpoints keep an absolute table their config never uses
+            # (position_biased_input false); transformers skips it as well.
+            continue
         if ours is None or ours not in expected:
             if ours is None or not ours.startswith("classifier."):
                 unexpected.append(key)
@@ -208,7 +256,7 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     num_labels: int | None = None,
     id2label: dict[int, str] | None = None,
-) -> TokenClassifier:
+) -> Model:
     """Build the model a checkpoint's `config.json` describes and load its safetensors weights.
 
     A checkpoint without a classifier (a base model) needs labels (`id2label` or `num_labels`) and
@@ -240,7 +288,7 @@ def load_model(
         )
 
     with torch.device("meta"):
-        model = TokenClassifier(config)  # shapes only: the checkpoint's tensors are assigned below
+        model = build_model(config)  # shapes only: the checkpoint's tensors are assigned below
     expected = {k: v.shape for k, v in model.state_dict().items()}
     if fresh_head:
         expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
@@ -255,7 +303,7 @@ def load_model(
     return model.eval()
 
 
-def save_model(model: TokenClassifier, folder: str | Path) -> None:
+def save_model(model: Model, folder: str | Path) -> None:
     """Write `config.json` and `model.safetensors`, named as `transformers` names them."""
     config = model.config
     pruned = [i for i, b in enumerate(model.layers) if b.attention.num_heads != config.num_heads]

@@ -1,7 +1,10 @@
-"""Model configuration: one dataclass for DistilBERT and BERT, read from and written to `config.json`.
+"""Model configuration: one dataclass for DistilBERT, BERT and DeBERTa-v2/v3, read from and written
+to `config.json`.
 
-The two families name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
-`num_hidden_layers`, ...). `FIELD_NAMES` below is the single table that translates between them.
+The families name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
+`num_hidden_layers`, ...). `FIELD_NAMES` below is the single table that translates between them;
+`FAMILY_DEFAULTS` holds the defaults a family's config class gives to fields its config.json
+may leave out.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from .errors import ConfigError
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "FAMILY_DEFAULTS",
     "FIELD_NAMES",
     "SUPPORTED_MODEL_TYPES",
     "ModelConfig",
 ]
 
-SUPPORTED_MODEL_TYPES = ("distilbert", "bert")
+SUPPORTED_MODEL_TYPES = ("distilbert", "bert", "deberta-v2")
 
 # Our field name -> the name that field has in each family's config.json.
 FIELD_NAMES: dict[str, dict[str, str]] = {
@@ -56,11 +60,56 @@ FIELD_NAMES: dict[str, dict[str, str]] = {
         "classifier_dropout": "classifier_dropout",  # None means: use hidden_dropout_prob
         "initializer_range": "initializer_range",
     },
+    "deberta-v2": {  # DeBERTa-v2, v3 and mDeBERTa-v3 (DebertaV2Config)
+        "vocab_size": "vocab_size",
+        "hidden_size": "hidden_size",
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "intermediate_size": "intermediate_size",
+        "activation": "hidden_act",
+        "max_position_embeddings": "max_position_embeddings",
+        "type_vocab_size": "type_vocab_size",
+        "layer_norm_eps": "layer_norm_eps",
+        "pad_token_id": "pad_token_id",
+        "hidden_dropout": "hidden_dropout_prob",  # also the head's dropout in DeBERTa
+        "attention_dropout": "attention_probs_dropout_prob",
+        "initializer_range": "initializer_range",
+        "embedding_size": "embedding_size",
+        "position_biased_input": "position_biased_input",
+        "relative_attention": "relative_attention",
+        "max_relative_positions": "max_relative_positions",
+        "position_buckets": "position_buckets",
+        "pos_att_type": "pos_att_type",
+        "share_att_key": "share_att_key",
+        "norm_rel_ebd": "norm_rel_ebd",
+        "conv_kernel_size": "conv_kernel_size",
+        "conv_groups": "conv_groups",
+        "conv_act": "conv_act",
+    },
 }
+
+# Defaults of the family's `transformers` config (or of the `getattr(config, name, default)` its
+# model code reads) for fields its config.json may omit, where they differ from ModelConfig's.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "distilbert": {},
+    "bert": {"type_vocab_size": 2},
+    "deberta-v2": {  # DebertaV2Config(): the deberta-v2-xlarge shape
+        "vocab_size": 128100,
+        "hidden_size": 1536,
+        "num_layers": 24,
+        "num_heads": 24,
+        "intermediate_size": 6144,
+        "type_vocab_size": 0,
+        "layer_norm_eps": 1e-7,
+    },  # fmt: skip
+}
+# The relative-position terms DeBERTa's attention knows (pos_att_type).
+DEBERTA_TERMS = ("c2p", "p2c")
 
 ARCHITECTURES = {
     "distilbert": "DistilBertForTokenClassification",
     "bert": "BertForTokenClassification",
+    "deberta-v2": "DebertaV2ForTokenClassification",
 }
 
 # config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
@@ -79,11 +128,13 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @dataclass
 class ModelConfig:
-    """Hyper-parameters of a DistilBERT or BERT token classifier (our names, one for both families)."""
+    """Hyper-parameters of a DistilBERT, BERT or DeBERTa-v2/v3 token classifier (our names, one
+    set for all families; the DeBERTa-only fields are inert for the others)."""
 
-    model_type: str = "distilbert"  # "distilbert" or "bert": decides checkpoint key names
+    model_type: str = "distilbert"  # "distilbert", "bert" or "deberta-v2": the model and key names
     vocab_size: int = 28996  # rows of the word-embedding table
     hidden_size: int = 768  # width of the residual stream (DistilBERT: dim)
+    embedding_size: int | None = None  # width of the embeddings (DeBERTa); None: hidden_size
     num_layers: int = 6  # transformer blocks
     num_heads: int = 12  # attention heads per block; hidden_size must divide evenly
     intermediate_size: int = 3072  # width of the feed-forward hidden layer (DistilBERT: hidden_dim)
@@ -97,6 +148,17 @@ class ModelConfig:
     attention_dropout: float = 0.1  # dropout on attention probabilities (training only)
     classifier_dropout: float = 0.1  # dropout before the classification head (training only)
     initializer_range: float = 0.02  # std of the normal init for fresh weights
+    # DeBERTa-v2/v3 only (defaults: transformers' for a config.json that omits them).
+    position_biased_input: bool = True  # add absolute position embeddings (v3: False)
+    relative_attention: bool = False  # the c2p / p2c terms over relative positions
+    max_relative_positions: int = -1  # largest relative distance; < 1 = max_position_embeddings
+    position_buckets: int = -1  # > 0: log-bucket distances into 2 x this many rows (v3: 256)
+    pos_att_type: tuple[str, ...] = ()  # which position terms attention adds: "c2p", "p2c"
+    share_att_key: bool = False  # position projections = the key/query ones (v3), else their own
+    norm_rel_ebd: str = "none"  # "layer_norm": LayerNorm on the relative embeddings (v3)
+    conv_kernel_size: int = 0  # > 0: a ConvLayer after the first block (v2-xlarge)
+    conv_groups: int = 1  # its groups
+    conv_act: str = "tanh"  # its activation
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
 
@@ -114,6 +176,25 @@ class ModelConfig:
             raise ConfigError(
                 f"activation {self.activation!r} is not supported; "
                 f"choose one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        if self.conv_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"conv_act {self.conv_act!r} is not supported; "
+                f"choose one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        if isinstance(self.pos_att_type, str):  # config.json may write "p2c|c2p"
+            self.pos_att_type = tuple(t.strip() for t in self.pos_att_type.lower().split("|"))
+        self.pos_att_type = tuple(self.pos_att_type or ())
+        unknown = [t for t in self.pos_att_type if t not in DEBERTA_TERMS]
+        if unknown:
+            raise ConfigError(
+                f"pos_att_type {list(self.pos_att_type)} has unknown term(s) {unknown}; "
+                f"DeBERTa-v2 attention knows {', '.join(DEBERTA_TERMS)}"
+            )
+        if self.relative_attention and self.relative_span < 1:
+            raise ConfigError(
+                "relative_attention needs position_buckets > 0, max_relative_positions > 0 "
+                "or max_position_embeddings > 0"
             )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
@@ -133,6 +214,37 @@ class ModelConfig:
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
 
+    @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables; DeBERTa projects it to hidden_size when they differ."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def relative_max_position(self) -> int:
+        """DeBERTa: the largest relative distance (max_relative_positions, or the absolute
+        table's size when that is < 1), which the log buckets stretch to."""
+        if self.max_relative_positions < 1:
+            return self.max_position_embeddings
+        return self.max_relative_positions
+
+    @property
+    def relative_span(self) -> int:
+        """DeBERTa: distances -span..span-1 have rows in the relative table (2 x span rows)."""
+        return self.position_buckets if self.position_buckets > 0 else self.relative_max_position
+
+    @property
+    def norm_rel_layer_norm(self) -> bool:
+        """DeBERTa: whether the relative embeddings pass a LayerNorm (norm_rel_ebd)."""
+        return "layer_norm" in [x.strip() for x in self.norm_rel_ebd.lower().split("|")]
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest input the model takes, special tokens included; None for no limit (a
+        model without absolute positions, DeBERTa-v3, runs any length)."""
+        if self.model_type == "deberta-v2" and not self.position_biased_input:
+            return None
+        return self.max_position_embeddings
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
         """Build from the contents of a Hugging Face `config.json`."""
@@ -140,7 +252,7 @@ class ModelConfig:
         if model_type not in FIELD_NAMES:
             raise ConfigError(
                 f"config.json has model_type {model_type!r}; minibert-ner runs "
-                f"{' and '.join(SUPPORTED_MODEL_TYPES)} checkpoints only"
+                f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints only"
             )
         if raw.get("position_embedding_type", "absolute") != "absolute":
             raise ConfigError(
@@ -148,13 +260,22 @@ class ModelConfig:
                 "(only 'absolute' position embeddings are implemented)"
             )
         names = FIELD_NAMES[model_type]
-        values: dict[str, Any] = {"model_type": model_type}
+        values: dict[str, Any] = {"model_type": model_type, **FAMILY_DEFAULTS[model_type]}
         for ours, theirs in names.items():
             if raw.get(theirs) is not None:
                 values[ours] = raw[theirs]
         if model_type == "bert":
-            values.setdefault("type_vocab_size", 2)
             values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
+        if model_type == "deberta-v2":
+            values["classifier_dropout"] = values.get("hidden_dropout", 0.1)
+            head_size = raw.get("attention_head_size")
+            if head_size is not None and head_size * raw.get("num_attention_heads", 0) != (
+                raw.get("hidden_size")
+            ):
+                raise ConfigError(
+                    f"attention_head_size {head_size} x {raw.get('num_attention_heads')} heads "
+                    f"differs from hidden_size {raw.get('hidden_size')}; not supported"
+                )
         id2label = raw.get("id2label") or {}
         values["id2label"] = {int(k): v for k, v in id2label.items()}
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
@@ -178,7 +299,9 @@ class ModelConfig:
         out["architectures"] = [ARCHITECTURES[self.model_type]]
         out["model_type"] = self.model_type
         for ours, theirs in FIELD_NAMES[self.model_type].items():
-            out[theirs] = getattr(self, ours)
+            value = getattr(self, ours)
+            if value is not None:  # embedding_size: absent means hidden_size
+                out[theirs] = list(value) if isinstance(value, tuple) else value
         if self.model_type == "distilbert":
             out["dropout"] = self.hidden_dropout
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}

@@ -28,9 +28,8 @@ from typing import Any, Literal, overload
 
 import torch
 
-from ..checkpoint import load_model, resolve_dtype
+from ..checkpoint import MODEL_CLASSES, Model, load_model, resolve_dtype
 from ..errors import InputError
-from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, PipelineOptions
@@ -120,7 +119,7 @@ class NERPipeline:
 
     def __init__(
         self,
-        model: TokenClassifier,
+        model: Model,
         tokenizer: Tokenizer,
         options: PipelineOptions | None = None,
         **changes: Any,
@@ -250,7 +249,7 @@ class NERPipeline:
 
 
 def pipeline(
-    model: str | Path | TokenClassifier = DEFAULT_MODEL,
+    model: str | Path | Model = DEFAULT_MODEL,
     *,
     tokenizer: str | Path | Tokenizer | None = None,
     options: PipelineOptions | None = None,
@@ -258,8 +257,8 @@ def pipeline(
 ) -> NERPipeline:
     """Load a token classifier and its tokenizer, ready to label text.
 
-    model: a hub id ("dslim/distilbert-NER"), a local folder, or a loaded `TokenClassifier`
-        (then pass `tokenizer`). tokenizer: defaults to the model's own folder.
+    model: a hub id ("dslim/distilbert-NER"), a local folder, or a loaded model
+        (`TokenClassifier`, `DebertaTokenClassifier`; then pass `tokenizer`). tokenizer: defaults to the model's own folder.
     options, **changes: the pipeline's options (`PipelineOptions`, each field documented
         there): pass an object, or fields by name (`pipeline(m, aggregation_strategy="first",
         device="cuda")`), or both (the names change the object's fields). An unknown name or a
@@ -270,7 +269,7 @@ def pipeline(
     """
     options = (options or PipelineOptions()).replace(**changes)
     dtype = resolve_dtype(options.dtype)
-    if isinstance(model, TokenClassifier):
+    if isinstance(model, MODEL_CLASSES):
         if tokenizer is None:
             raise InputError("a loaded model needs its tokenizer: pass tokenizer=")
         if options.device is not None or dtype is not None or options.quantize is not None:
