@@ -188,7 +188,7 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
     if not text.strip():
         raise InputError("the text is empty: give a sentence to inspect")
     encoding = tokenizer.encode(text)
-    limit = model.embeddings.position_embeddings.num_embeddings
+    limit = model.config.max_positions
     if len(encoding.ids) > limit:
         raise InputError(
             f"the text has {len(encoding.ids)} tokens but the model sees at most {limit} at once; "

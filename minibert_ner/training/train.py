@@ -248,7 +248,7 @@ def train(
     torch.manual_seed(config.seed)
     model = load_for_training(model_name, label_list(entity_types(train_sentences)), device)
     tokenizer = Tokenizer.from_pretrained(model_name)
-    max_tokens = min(model.config.max_position_embeddings, tokenizer.model_max_length or 10**9)
+    max_tokens = min(model.config.max_positions, tokenizer.model_max_length or 10**9)
     examples = encode_sentences(tokenizer, train_sentences, model.config.label2id, max_tokens)
     lengths = [len(e.input_ids) for e in examples]
 
