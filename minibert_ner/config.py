@@ -1,15 +1,16 @@
-"""Model configuration: one dataclass for DistilBERT, BERT and DeBERTa-v2/v3, read from and written
-to `config.json`.
+"""Model configuration: one dataclass for every family, read from and written to `config.json`.
 
-The families name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
-`num_hidden_layers`, ...). `FIELD_NAMES` below is the single table that translates between them;
-`FAMILY_DEFAULTS` holds the defaults a family's config class gives to fields its config.json
-may leave out.
+The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA; DeBERTa-v2/v3, whose
+attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
+`num_hidden_layers`, ...): `FIELD_NAMES` is the single table that translates between them. What a
+family fixes in code rather than in its config.json (RoBERTa's position numbering, DistilBERT's
+missing attention-output dropout, the transformers class defaults) is the `FAMILIES` table.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,22 @@ from .errors import ConfigError
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
-    "FAMILY_DEFAULTS",
+    "FAMILIES",
     "FIELD_NAMES",
+    "Family",
     "SUPPORTED_MODEL_TYPES",
     "ModelConfig",
 ]
 
-SUPPORTED_MODEL_TYPES = ("distilbert", "bert", "deberta-v2")
+SUPPORTED_MODEL_TYPES = (
+    "distilbert",
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "electra",
+    "deberta-v2",
+)
 
 # Our field name -> the name that field has in each family's config.json.
 FIELD_NAMES: dict[str, dict[str, str]] = {
@@ -87,30 +97,61 @@ FIELD_NAMES: dict[str, dict[str, str]] = {
         "conv_act": "conv_act",
     },
 }
+# The RoBERTa family writes BERT's names; ELECTRA adds the width of its (smaller) embeddings.
+FIELD_NAMES["roberta"] = FIELD_NAMES["xlm-roberta"] = FIELD_NAMES["camembert"] = FIELD_NAMES["bert"]
+FIELD_NAMES["electra"] = FIELD_NAMES["bert"] | {"embedding_size": "embedding_size"}
 
-# Defaults of the family's `transformers` config (or of the `getattr(config, name, default)` its
-# model code reads) for fields its config.json may omit, where they differ from ModelConfig's.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "distilbert": {},
-    "bert": {"type_vocab_size": 2},
-    "deberta-v2": {  # DebertaV2Config(): the deberta-v2-xlarge shape
-        "vocab_size": 128100,
-        "hidden_size": 1536,
-        "num_layers": 24,
-        "num_heads": 24,
-        "intermediate_size": 6144,
-        "type_vocab_size": 0,
-        "layer_norm_eps": 1e-7,
-    },  # fmt: skip
+
+@dataclass(frozen=True)
+class Family:
+    """What a family fixes in code rather than in its config.json."""
+
+    architecture: str  # the transformers token-classifier class
+    # RoBERTa family: position ids number real tokens from pad_token_id + 1, padding takes row
+    # pad_token_id (fairseq's make_positions), so 2 of the 514 rows are never a real position.
+    positions_from_padding: bool = False
+    attention_output_dropout: bool = True  # dropout on the attention projection (not DistilBERT)
+    # The transformers config class's values for keys a config.json may leave out, where they
+    # differ from ModelConfig's defaults. classifier_dropout missing means hidden_dropout.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ROBERTA = {"vocab_size": 30522, "type_vocab_size": 2, "pad_token_id": 1}
+FAMILIES: dict[str, Family] = {
+    "distilbert": Family("DistilBertForTokenClassification", attention_output_dropout=False),
+    "bert": Family("BertForTokenClassification", defaults={"type_vocab_size": 2}),
+    "roberta": Family(
+        "RobertaForTokenClassification", True, defaults=_ROBERTA | {"vocab_size": 50265}
+    ),
+    "xlm-roberta": Family("XLMRobertaForTokenClassification", True, defaults=_ROBERTA),
+    "camembert": Family("CamembertForTokenClassification", True, defaults=_ROBERTA),
+    "deberta-v2": Family(  # v2, v3 and mDeBERTa-v3; DebertaV2Config() is the v2-xlarge shape
+        "DebertaV2ForTokenClassification",
+        defaults={
+            "vocab_size": 128100,
+            "hidden_size": 1536,
+            "num_layers": 24,
+            "num_heads": 24,
+            "intermediate_size": 6144,
+            "type_vocab_size": 0,
+            "layer_norm_eps": 1e-7,
+        },
+    ),
+    "electra": Family(
+        "ElectraForTokenClassification",
+        defaults={
+            "vocab_size": 30522,
+            "hidden_size": 256,
+            "num_heads": 4,
+            "intermediate_size": 1024,
+            "type_vocab_size": 2,
+            "embedding_size": 128,
+        },
+    ),  # fmt: skip
 }
+ARCHITECTURES = {name: family.architecture for name, family in FAMILIES.items()}
 # The relative-position terms DeBERTa's attention knows (pos_att_type).
 DEBERTA_TERMS = ("c2p", "p2c")
-
-ARCHITECTURES = {
-    "distilbert": "DistilBertForTokenClassification",
-    "bert": "BertForTokenClassification",
-    "deberta-v2": "DebertaV2ForTokenClassification",
-}
 
 # config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
 # "gelu" is the exact erf GELU the checkpoints were trained with; the tanh approximation differs
@@ -128,22 +169,23 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @dataclass
 class ModelConfig:
-    """Hyper-parameters of a DistilBERT, BERT or DeBERTa-v2/v3 token classifier (our names, one
-    set for all families; the DeBERTa-only fields are inert for the others)."""
+    """Hyper-parameters of a token classifier of any family (our names, one for all families)."""
 
-    model_type: str = "distilbert"  # "distilbert", "bert" or "deberta-v2": the model and key names
+    model_type: str = "distilbert"  # a key of FAMILIES: decides checkpoint key names and traits
     vocab_size: int = 28996  # rows of the word-embedding table
     hidden_size: int = 768  # width of the residual stream (DistilBERT: dim)
-    embedding_size: int | None = None  # width of the embeddings (DeBERTa); None: hidden_size
+    embedding_size: int | None = (
+        None  # width of the embeddings (ELECTRA, DeBERTa); None: hidden_size
+    )
     num_layers: int = 6  # transformer blocks
     num_heads: int = 12  # attention heads per block; hidden_size must divide evenly
     intermediate_size: int = 3072  # width of the feed-forward hidden layer (DistilBERT: hidden_dim)
     activation: str = "gelu"  # feed-forward non-linearity; "gelu" is the exact erf form
-    max_position_embeddings: int = 512  # rows of the learned position table = longest window
+    max_position_embeddings: int = 512  # rows of the learned position table (see max_positions)
     type_vocab_size: int = 0  # segment (token type) embeddings; 0 = none (DistilBERT)
     sinusoidal_pos_embds: bool = False  # DistilBERT: how the position table was initialised
-    layer_norm_eps: float = 1e-12  # DistilBERT hard-codes 1e-12; BERT reads it from config
-    pad_token_id: int = 0  # id of [PAD]
+    layer_norm_eps: float = 1e-12  # DistilBERT hard-codes 1e-12; others read it (RoBERTa: 1e-5)
+    pad_token_id: int = 0  # id of the padding token: [PAD] = 0, RoBERTa family <pad> = 1
     hidden_dropout: float = 0.1  # dropout on embeddings and block outputs (training only)
     attention_dropout: float = 0.1  # dropout on attention probabilities (training only)
     classifier_dropout: float = 0.1  # dropout before the classification head (training only)
@@ -196,11 +238,41 @@ class ModelConfig:
                 "relative_attention needs position_buckets > 0, max_relative_positions > 0 "
                 "or max_position_embeddings > 0"
             )
+        if self.embedding_size is None and "embedding_size" in FIELD_NAMES[self.model_type]:
+            self.embedding_size = self.hidden_size  # written to config.json, so never None
+        if self.max_positions is not None and self.max_positions < 1:
+            raise ConfigError(
+                f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
+                f"token ({self.model_type} numbers positions from {self.position_offset})"
+            )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ConfigError(
                 f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}"
             )
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.model_type]
+
+    @property
+    def position_offset(self) -> int:
+        """Position row of the first real token: 0, or pad_token_id + 1 (RoBERTa family)."""
+        return self.pad_token_id + 1 if self.family.positions_from_padding else 0
+
+    @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables; ELECTRA and DeBERTa project it to hidden_size when they
+        differ."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest input the model takes, special tokens included (RoBERTa: 514 rows, 512);
+        None for no limit: a model without absolute positions (DeBERTa-v3) runs any length."""
+        if not self.position_biased_input:
+            return None
+        return self.max_position_embeddings - self.position_offset
 
     @property
     def num_labels(self) -> int:
@@ -213,11 +285,6 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
-
-    @property
-    def embedding_width(self) -> int:
-        """Width of the embedding tables; DeBERTa projects it to hidden_size when they differ."""
-        return self.embedding_size or self.hidden_size
 
     @property
     def relative_max_position(self) -> int:
@@ -237,14 +304,6 @@ class ModelConfig:
         """DeBERTa: whether the relative embeddings pass a LayerNorm (norm_rel_ebd)."""
         return "layer_norm" in [x.strip() for x in self.norm_rel_ebd.lower().split("|")]
 
-    @property
-    def max_positions(self) -> int | None:
-        """The longest input the model takes, special tokens included; None for no limit (a
-        model without absolute positions, DeBERTa-v3, runs any length)."""
-        if self.model_type == "deberta-v2" and not self.position_biased_input:
-            return None
-        return self.max_position_embeddings
-
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
         """Build from the contents of a Hugging Face `config.json`."""
@@ -260,14 +319,13 @@ class ModelConfig:
                 "(only 'absolute' position embeddings are implemented)"
             )
         names = FIELD_NAMES[model_type]
-        values: dict[str, Any] = {"model_type": model_type, **FAMILY_DEFAULTS[model_type]}
+        values: dict[str, Any] = {"model_type": model_type, **FAMILIES[model_type].defaults}
         for ours, theirs in names.items():
             if raw.get(theirs) is not None:
                 values[ours] = raw[theirs]
-        if model_type == "bert":
-            values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
+        values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
         if model_type == "deberta-v2":
-            values["classifier_dropout"] = values.get("hidden_dropout", 0.1)
+            values["classifier_dropout"] = values.get("hidden_dropout", 0.1)  # its head's dropout
             head_size = raw.get("attention_head_size")
             if head_size is not None and head_size * raw.get("num_attention_heads", 0) != (
                 raw.get("hidden_size")
@@ -300,8 +358,7 @@ class ModelConfig:
         out["model_type"] = self.model_type
         for ours, theirs in FIELD_NAMES[self.model_type].items():
             value = getattr(self, ours)
-            if value is not None:  # embedding_size: absent means hidden_size
-                out[theirs] = list(value) if isinstance(value, tuple) else value
+            out[theirs] = list(value) if isinstance(value, tuple) else value  # pos_att_type
         if self.model_type == "distilbert":
             out["dropout"] = self.hidden_dropout
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}

@@ -188,8 +188,8 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
     if not text.strip():
         raise InputError("the text is empty: give a sentence to inspect")
     encoding = tokenizer.encode(text)
-    limit = model.embeddings.position_embeddings.num_embeddings
-    if len(encoding.ids) > limit:
+    limit = model.config.max_positions  # None: relative positions only, any length runs
+    if limit is not None and len(encoding.ids) > limit:
         raise InputError(
             f"the text has {len(encoding.ids)} tokens but the model sees at most {limit} at once; "
             "inspect a shorter passage (one sentence is best)"
