@@ -233,24 +233,33 @@ class DisentangledAttention(nn.Module):
         *lead, T, _ = x.shape
         return x.view(*lead, T, self.num_heads, self.head_size).transpose(-3, -2)
 
-    def position_bias(
+    def position_terms(
         self, q: torch.Tensor, k: torch.Tensor, positions: RelativePositions
-    ) -> torch.Tensor | None:
-        """(B, nh, T, T): the c2p and p2c terms, already scaled; None when there are none."""
-        if not self.relative or positions.relative is None or not (self.c2p or self.p2c):
-            return None
+    ) -> dict[str, torch.Tensor]:
+        """The c2p and p2c terms that pos_att_type names, each (B, nh, T, T), already scaled."""
+        if not self.relative or positions.relative is None:
+            return {}
         T = q.shape[-2]
         table = self.pos_dropout(positions.table)[: 2 * self.span]  # (2*span, H)
         relative = positions.relative[:T, :T]
-        bias = None
+        terms = {}
         if self.c2p:
             pos_k = self.heads(self.key(table) if self.share_att_key else self.pos_key(table))
-            bias = content_to_position(q, pos_k, relative, self.span) / self.scale
+            terms["c2p"] = content_to_position(q, pos_k, relative, self.span) / self.scale
         if self.p2c:
             pos_q = self.heads(self.query(table) if self.share_att_key else self.pos_query(table))
-            p2c = position_to_content(k, pos_q, relative, self.span) / self.scale
-            bias = p2c if bias is None else bias + p2c
-        return bias
+            terms["p2c"] = position_to_content(k, pos_q, relative, self.span) / self.scale
+        return terms
+
+    def score_terms(self, x: torch.Tensor, positions: RelativePositions) -> dict[str, torch.Tensor]:
+        """Every term of the attention scores for x (B, T, H), by name ("c2c", "c2p", "p2c"),
+        each (B, nh, T, T) and scaled: their sum, masked, is what the softmax sees. For study
+        (the study kit's position share); forward does not call it."""
+        q, k = self.heads(self.query(x)), self.heads(self.key(x))  # (B, nh, T, hs) each
+        return {
+            "c2c": q @ (k.transpose(-1, -2) / self.scale),
+            **self.position_terms(q, k, positions),
+        }
 
     def forward(
         self, x: torch.Tensor, positions: RelativePositions, output_attentions: bool = False
@@ -259,7 +268,8 @@ class DisentangledAttention(nn.Module):
         q = self.heads(self.query(x))  # (B, nh, T, hs)
         k = self.heads(self.key(x))  # (B, nh, T, hs)
         v = self.heads(self.value(x))  # (B, nh, T, hs)
-        bias = self.position_bias(q, k, positions)  # (B, nh, T, T) or None
+        terms = self.position_terms(q, k, positions)  # c2p, p2c: (B, nh, T, T) each
+        bias = sum(terms.values()) if terms else None  # (B, nh, T, T)
         dropout_p = self.dropout_p if self.training else 0.0
         keep = positions.keep  # (B, 1, T, T) or None
 

@@ -220,3 +220,39 @@ def test_config_defaults_are_transformers_defaults() -> None:
     assert (ours.position_buckets, ours.share_att_key, ours.norm_rel_ebd) == (-1, False, "none")
     assert (ours.conv_kernel_size, ours.conv_groups, ours.conv_act) == (0, 1, "tanh")
     assert ours.classifier_dropout == ours.hidden_dropout == theirs.hidden_dropout_prob
+
+
+def test_inspect_shows_the_position_terms_share(tmp_path, minilm) -> None:
+    """inspect's attention maps are the model's (all terms); each head also reports the share
+    of its scores that c2p + p2c make, recomputed here from the terms by hand."""
+    from minibert_ner import Tokenizer
+    from minibert_ner.study.interventions import capture
+    from minibert_ner.study.lens import inspect_text
+
+    from .helpers.checkpoints import copy_tokenizer
+
+    text = "Ada Lovelace met Charles Babbage in London."
+    models = {}
+    for style in ("v3", "no-relative"):
+        folder = make_deberta_checkpoint(tmp_path / style, CASES[style], labels=LABELS,
+                                         vocab_size=30522)  # fmt: skip
+        copy_tokenizer(minilm, folder)
+        models[style] = load_model(folder)
+    tokenizer = Tokenizer.from_pretrained(tmp_path / "v3")
+    model = models["v3"]
+    inspection = inspect_text(model, tokenizer, text)
+    batch = tokenizer.to_tensors([tokenizer.encode(text)])
+    with torch.inference_mode(), capture(model, ["layers.1"]) as seen:
+        out = model(**batch, output_attentions=True)
+        attention = model.layers[1].attention
+        x = seen.inputs["layers.1"]
+        terms = attention.score_terms(x, model.relative_positions(batch["input_ids"], None))
+    assert torch.equal(inspection.attentions[1], out.attentions[1][0])
+    position = (terms["c2p"] + terms["p2c"])[0].abs()  # (nh, T, T)
+    expected = (position.sum(-1) / (terms["c2c"][0].abs() + position).sum(-1)).mean(-1)
+    torch.testing.assert_close(inspection.position_shares[1], expected)
+    assert all(0 < s.position_share < 1 for s in inspection.head_summaries())
+    assert "position" in inspection.render()
+
+    plain = inspect_text(models["no-relative"], tokenizer, text)
+    assert plain.position_shares is None and "position" not in plain.attention_table()

@@ -3,10 +3,23 @@ builds and saves, in the two layouts the hub has."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+from .data import conll_sentences
 
 # v3 (deberta-v3-*, mDeBERTa-v3, the PII and medical taggers): log-bucketed relative positions,
 # position projections shared with key/query, LayerNorm'ed relative table, no absolute positions.
@@ -79,4 +92,41 @@ def make_deberta_checkpoint(
             elif "rel_embeddings" in name:
                 p.normal_(0, 0.5)
     model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+DEBERTA_SPECIAL = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]  # ids 0..3, as deberta-v3-base
+
+
+def train_deberta_v3_tokenizer(folder: Path, vocab_size: int = 2000, **config) -> Path:
+    """A SentencePiece Unigram tokenizer learnt from CoNLL-2003 train sentences, saved as
+    deberta-v3-base ships its tokenizer.json (transformers' DebertaV2Converter: strip, collapse
+    runs of spaces, Metaspace "▁" before every word, `[CLS] text [SEP]`, `[MASK]` added last)
+    with a tokenizer_config.json naming DebertaV2Tokenizer (plus `config`)."""
+    texts = [" ".join(words) for words in conll_sentences("train", limit=3000)]
+    backend = Tokenizer(models.Unigram())
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Metaspace("▁", prepend_scheme="always")
+    backend.decoder = decoders.Metaspace("▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=DEBERTA_SPECIAL, unk_token="[UNK]",
+        show_progress=False,
+    )  # fmt: skip
+    backend.train_from_iterator(texts, trainer)
+    backend.add_special_tokens(["[MASK]"])
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 1), ("[SEP]", 2)],
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    backend.save(str(folder / "tokenizer.json"))
+    settings = {
+        "tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": False, "split_by_punct": False,
+        "bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "[UNK]", "sep_token": "[SEP]",
+        "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]", "vocab_type": "spm",
+    } | config  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), "utf-8")
     return folder
