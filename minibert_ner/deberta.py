@@ -107,33 +107,27 @@ def relative_positions(
     return relative
 
 
-def content_to_position(
-    q: torch.Tensor, pos_k: torch.Tensor, relative: torch.Tensor, span: int
-) -> torch.Tensor:
+def content_to_position(q: torch.Tensor, pos_k: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """c2p: query i against the key-side embedding of its distance to key j.
 
-    q (B, nh, T, hs); pos_k (nh, 2*span, hs): the relative table projected like keys;
-    relative (T, T). Returns (B, nh, T, T): [i, j] = q_i . pos_k[clamp(d(i, j) + span)].
+    q (B, nh, T, hs); pos_k (nh, R, hs): rows of the relative table projected like keys;
+    index (T, T): [i, j] = the row holding d(i, j). Returns (B, nh, T, T): q_i . pos_k[index[i, j]].
     """
     B, nh, T, _ = q.shape
-    every = q @ pos_k.transpose(-1, -2)  # (B, nh, T, 2*span): query i against every distance
-    index = torch.clamp(relative + span, 0, 2 * span - 1)  # (T, T): table row of d(i, j)
+    every = q @ pos_k.transpose(-1, -2)  # (B, nh, T, R): query i against every distance
     return every.gather(-1, index.expand(B, nh, T, T))  # (B, nh, T, T)
 
 
-def position_to_content(
-    k: torch.Tensor, pos_q: torch.Tensor, relative: torch.Tensor, span: int
-) -> torch.Tensor:
+def position_to_content(k: torch.Tensor, pos_q: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """p2c: key j against the query-side embedding of the distance between them.
 
-    k (B, nh, T, hs); pos_q (nh, 2*span, hs): the relative table projected like queries;
-    relative (T, T). Computed from the key's side, as transformers does: row j of
-    k @ pos_q^T is gathered at clamp(span - d(j, i)) and the result transposed, so
-    [i, j] = k_j . pos_q[clamp(span - d(j, i))] (= the c2p row, d being odd in i - j).
+    k (B, nh, T, hs); pos_q (nh, R, hs): rows of the relative table projected like queries;
+    index (T keys, T queries): [j, i] = the row for key j seen from query i. Computed from the
+    key's side, as transformers does: row j of k @ pos_q^T is gathered, then transposed.
+    Returns (B, nh, T queries, T keys): k_j . pos_q[index[j, i]].
     """
     B, nh, T, _ = k.shape
-    every = k @ pos_q.transpose(-1, -2)  # (B, nh, T keys, 2*span): key j against every distance
-    index = torch.clamp(span - relative, 0, 2 * span - 1)  # (T keys, T queries)
+    every = k @ pos_q.transpose(-1, -2)  # (B, nh, T keys, R): key j against every distance
     return every.gather(-1, index.expand(B, nh, T, T)).transpose(-1, -2)  # (B, nh, T q, T k)
 
 
@@ -142,8 +136,9 @@ class RelativePositions:
     """What every block's attention needs besides x: computed once per forward pass."""
 
     keep: torch.Tensor | None  # (B, 1, T, T) bool: query i may see key j; None = no padding
-    relative: torch.Tensor | None  # (T, T) long bucketed distances; None without relative_attention
-    table: torch.Tensor | None  # (2*span, H) relative embeddings (LayerNorm'ed if norm_rel_ebd)
+    c2p_index: torch.Tensor | None = None  # (T, T) long: row of `table` for d(i, j)
+    p2c_index: torch.Tensor | None = None  # (T keys, T queries) long: row for key j, query i
+    table: torch.Tensor | None = None  # (R, H): the relative-table rows the indices reach
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +213,6 @@ class DisentangledAttention(nn.Module):
         # The scale counts the terms named in pos_att_type, with relative_attention on or off.
         self.scale = math.sqrt(self.head_size * (1 + self.c2p + self.p2c))
         self.relative = config.relative_attention
-        self.span = config.relative_span
         self.share_att_key = config.share_att_key
         # v2: the relative table gets its own projections; v3 (share_att_key) reuses key/query.
         separate = self.relative and not self.share_att_key
@@ -237,18 +231,16 @@ class DisentangledAttention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, positions: RelativePositions
     ) -> dict[str, torch.Tensor]:
         """The c2p and p2c terms that pos_att_type names, each (B, nh, T, T), already scaled."""
-        if not self.relative or positions.relative is None:
+        if not self.relative or positions.table is None:
             return {}
-        T = q.shape[-2]
-        table = self.pos_dropout(positions.table)[: 2 * self.span]  # (2*span, H)
-        relative = positions.relative[:T, :T]
+        table = self.pos_dropout(positions.table)  # (R, H)
         terms = {}
         if self.c2p:
             pos_k = self.heads(self.key(table) if self.share_att_key else self.pos_key(table))
-            terms["c2p"] = content_to_position(q, pos_k, relative, self.span) / self.scale
+            terms["c2p"] = content_to_position(q, pos_k, positions.c2p_index) / self.scale
         if self.p2c:
             pos_q = self.heads(self.query(table) if self.share_att_key else self.pos_query(table))
-            terms["p2c"] = position_to_content(k, pos_q, relative, self.span) / self.scale
+            terms["p2c"] = position_to_content(k, pos_q, positions.p2c_index) / self.scale
         return terms
 
     def score_terms(self, x: torch.Tensor, positions: RelativePositions) -> dict[str, torch.Tensor]:
@@ -386,21 +378,31 @@ class DebertaTokenClassifier(nn.Module):
     def relative_positions(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> RelativePositions:
-        """The pairwise mask, bucketed distances and relative table for one forward pass."""
+        """The pairwise mask, the table rows of every (query, key) distance and those rows of
+        the relative table, for one forward pass."""
         keep = None
         if attention_mask is not None:
             real = attention_mask.bool()  # (B, T)
             keep = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, T query, T key)
         if self.rel_embeddings is None:
-            return RelativePositions(keep, None, None)
-        c = self.config
-        relative = relative_positions(
-            input_ids.shape[1], c.position_buckets, c.relative_max_position, input_ids.device
-        )  # (T, T)
-        table = self.rel_embeddings.weight  # (2*span, H)
+            return RelativePositions(keep)
+        c, T = self.config, input_ids.shape[1]
+        span, buckets, max_position = c.relative_span, c.position_buckets, c.relative_max_position
+        relative = relative_positions(T, buckets, max_position, input_ids.device)  # (T, T)
+        # Table row of a distance: rows 0..2*span-1 hold distances -span..span-1, farther ones
+        # share the end rows. c2p looks d(i, j) up; p2c, from the key's side, span - d(j, i).
+        c2p_index = torch.clamp(relative + span, 0, 2 * span - 1)  # (T, T)
+        p2c_index = torch.clamp(span - relative, 0, 2 * span - 1)  # (T keys, T queries)
+        # A text of T tokens reaches only distances up to +-(T - 1): project just those rows
+        # (a short sentence needs a few dozen of deberta-v3's 512), the same numbers per row.
+        reach = T - 1
+        if buckets > 0 and max_position > 0:
+            reach = int(log_bucket(torch.tensor([reach]), buckets, max_position)[0])
+        first, last = max(0, span - reach), min(2 * span - 1, span + reach)
+        table = self.rel_embeddings.weight[first : last + 1]  # (R, H)
         if self.rel_norm is not None:
-            table = self.rel_norm(table)
-        return RelativePositions(keep, relative, table)
+            table = self.rel_norm(table)  # row by row: the same as normalising the whole table
+        return RelativePositions(keep, c2p_index - first, p2c_index - first, table)
 
     def forward(
         self,

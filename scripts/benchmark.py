@@ -14,7 +14,9 @@ same texts (CoNLL sentences, words joined by spaces), after a warm-up:
 FLOPs are counted per wordpiece from the shapes (projections, feed-forward, attention scores), and
 the machine's fp32 matmul ceiling is measured, so that GFLOP/s can be read against what is possible.
 Default model: dslim/distilbert-NER if it is in the local cache, else a random model of its shape
-(with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline).
+(with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline);
+`--shape deberta-v3-base` measures a random DeBERTa-v3 of deberta-v3-base's shape instead (its
+relative-position terms counted in the FLOPs).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, default_model, random_model, read_texts
+from common import DEFAULT_DATA, default_model, random_deberta_model, random_model, read_texts
 
 
 def peak_rss_mb() -> float:
@@ -39,7 +41,13 @@ def flops_per_sequence(config, T: int) -> float:
     """Forward FLOPs of one sequence of T wordpieces (multiply-add = 2 FLOPs)."""
     H, I, L = config.hidden_size, config.intermediate_size, config.num_layers
     per_token = L * (4 * 2 * H * H + 2 * 2 * H * I + 2 * 2 * T * H) + 2 * H * config.num_labels
-    return per_token * T
+    flops = per_token * T
+    if config.model_type == "deberta-v2" and config.relative_attention:
+        # c2p and p2c: every query (key) against the 2*span relative rows, and the relative
+        # table through the key/query projections once per block.
+        rows, terms = 2 * config.relative_span, len(config.pos_att_type)
+        flops += L * terms * (2 * T * rows * H + 2 * rows * H * H)
+    return flops
 
 
 def matmul_ceiling() -> float:
@@ -170,6 +178,12 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="first N sentences only")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch for `forward`")
     p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
+    p.add_argument(
+        "--shape",
+        choices=["distilbert", "deberta-v3-base"],
+        default="distilbert",
+        help="random model to measure when --model is not given (default: dslim/distilbert-NER's)",
+    )
     p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
     p.add_argument(
         "--agreement", action="store_true", help="int8 vs float32 labels and F1 on --data instead"
@@ -184,8 +198,12 @@ def main() -> None:
         return
 
     tmp = tempfile.TemporaryDirectory()
-    model = args.model or default_model() or str(random_model(Path(tmp.name)))
-    report: dict = {"model": args.model or default_model() or "random dslim/distilbert-NER shape"}
+    if args.model or args.shape == "distilbert":
+        model = args.model or default_model() or str(random_model(Path(tmp.name)))
+        name = args.model or default_model() or "random dslim/distilbert-NER shape"
+    else:
+        model, name = str(random_deberta_model(Path(tmp.name))), "random deberta-v3-base shape"
+    report: dict = {"model": name}
     if args.startup:
         report["startup_s"] = startup(model, repeat=3)
         print(json.dumps(report, indent=2))
