@@ -207,3 +207,31 @@ def test_fine_tuning_a_fresh_head_on_a_base_checkpoint(deberta_ner, conll_dir, t
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     report = evaluate_pipeline(minibert_ner.pipeline(out), splits[1])
     assert 0.0 <= report.f1 <= 1.0
+
+
+def test_commands_run_a_deberta_model(deberta_ner, conll_dir, tmp_path, capsys) -> None:
+    """batch (local engine), evaluate and inspect, through the command line."""
+    from minibert_ner.cli import main
+
+    from .helpers.corpora import read_jsonl
+
+    texts = [" ".join(words) for words in conll_sentences("test", limit=20)]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", "utf-8")
+    out = tmp_path / "out"
+    assert main(["batch", "--input", str(tmp_path / "in.txt"), "--output", str(out),
+                 "--model", str(deberta_ner)]) == 0  # fmt: skip
+    got = [r["entities"] for r in read_jsonl(out / "in.jsonl")]
+    assert_same_entities(got, minibert_ner.pipeline(deberta_ner)(texts), tolerance=1e-5)
+
+    report, data = tmp_path / "report.json", tmp_path / "valid.txt"
+    blocks = (conll_dir / "valid.txt").read_text("utf-8").split("\n\n")
+    data.write_text("\n\n".join(blocks[:40]) + "\n", "utf-8")
+    argv = ["evaluate", "--data", str(data), "--model", str(deberta_ner)]
+    assert main([*argv, "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["sentences"] == 40
+
+    capsys.readouterr()
+    assert main(["inspect", "EU rejects German call to boycott British lamb.",
+                 "--model", str(deberta_ner), "--mask-head", "1.2"]) == 0  # fmt: skip
+    shown = capsys.readouterr().out
+    assert "Logit lens" in shown and "position" in shown and "▁German" in shown
