@@ -19,6 +19,7 @@ from ..inference.options import (
     DTYPES,
     QUANTIZATIONS,
     STRATEGIES,
+    WORD_GROUPINGS,
     PipelineOptions,
 )
 
@@ -87,6 +88,14 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "help": "entity groups to leave out, comma-separated; '' for none (default: O)",
         },
     ),
+    "word_grouping": (
+        ("--word-grouping",),
+        {
+            "choices": WORD_GROUPINGS,
+            "help": "what a word is: transformers' rule (default) or the tokenizer's word ids, "
+            "with each entity's word the text itself",
+        },
+    ),  # fmt: skip
     "stride": (
         ("--stride",),
         {
@@ -131,7 +140,7 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
 }
 # The fields that make entities out of token labels: not for commands that label words.
-ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels")
+ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels", "word_grouping")
 
 
 def add_device_argument(parser: Parser) -> None:

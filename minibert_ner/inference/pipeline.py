@@ -160,6 +160,7 @@ class NERPipeline:
         is_split_into_words: Literal[False] = False,
         aggregation_strategy: str | None = None,
         ignore_labels: Sequence[str] | None = None,
+        word_grouping: str | None = None,
     ) -> Entities: ...
     @overload
     def __call__(
@@ -169,6 +170,7 @@ class NERPipeline:
         is_split_into_words: Literal[True],
         aggregation_strategy: str | None = None,
         ignore_labels: Sequence[str] | None = None,
+        word_grouping: str | None = None,
     ) -> Entities: ...
     @overload
     def __call__(
@@ -178,6 +180,7 @@ class NERPipeline:
         is_split_into_words: bool = False,
         aggregation_strategy: str | None = None,
         ignore_labels: Sequence[str] | None = None,
+        word_grouping: str | None = None,
     ) -> list[Entities]: ...
     def __call__(
         self,
@@ -186,6 +189,7 @@ class NERPipeline:
         is_split_into_words: bool = False,
         aggregation_strategy: str | None = None,
         ignore_labels: Sequence[str] | None = None,
+        word_grouping: str | None = None,
     ) -> Entities | list[Entities]:
         """Entities of one text (a list of dicts) or of many (a list of such lists, in order).
 
@@ -193,12 +197,17 @@ class NERPipeline:
         `start`, `end`; with aggregation_strategy="none" one dict per token
         (`aggregation.TokenEntity`): `entity`, `score`, `index`, `word`, `start`, `end`.
         `start`/`end` are character offsets into the text; for pre-split words into the words
-        joined by single spaces. `aggregation_strategy` and `ignore_labels` override the
-        pipeline's settings for this call.
+        joined by single spaces. `aggregation_strategy`, `ignore_labels` and `word_grouping`
+        override the pipeline's settings for this call.
         """
-        overrides = {"aggregation_strategy": aggregation_strategy, "ignore_labels": ignore_labels}
+        overrides = {
+            "aggregation_strategy": aggregation_strategy,
+            "ignore_labels": ignore_labels,
+            "word_grouping": word_grouping,
+        }
         call = self.options.replace(**{k: v for k, v in overrides.items() if v is not None})
         strategy, ignore = call.aggregation_strategy, call.ignore_labels
+        by_word_ids = call.word_grouping == "word_ids"
         single, batch = as_batch(inputs, is_split_into_words)
         encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
         predictions = self.runner.run(encodings, "probs" if strategy == "average" else "scores")
@@ -215,6 +224,7 @@ class NERPipeline:
                 text, enc.tokens[P:end], offsets, enc.special_tokens_mask[P:end], enc.ids[P:end],
                 pred.labels, pred.scores, pred.probs,
                 first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
+                word_ids=enc.word_ids[P:end] if by_word_ids else None,
             )  # fmt: skip
             results.append(aggregate(tokens, strategy, self.scheme, ignore, tok.tokens_to_string))
         return results[0] if single else results
