@@ -235,3 +235,18 @@ def test_commands_run_a_deberta_model(deberta_ner, conll_dir, tmp_path, capsys) 
                  "--model", str(deberta_ner), "--mask-head", "1.2"]) == 0  # fmt: skip
     shown = capsys.readouterr().out
     assert "Logit lens" in shown and "position" in shown and "▁German" in shown
+
+
+# --- word_grouping="word_ids": the RoBERTa-family tests, run on DeBERTa-v3 -------------------
+# Imported, they are collected here too, and take the `ner` fixture of this module.
+
+from .test_word_grouping import (  # noqa: E402, F401
+    test_transformers_rule_has_the_quirks_word_ids_remove,
+    test_word_ids_grouping_equals_the_oracle_and_keeps_its_promises,
+    test_word_ids_promises_hold_on_any_text,
+)
+
+
+@pytest.fixture(scope="module")
+def ner(deberta_ner):
+    return minibert_ner.pipeline(deberta_ner, word_grouping="word_ids")
