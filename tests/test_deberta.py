@@ -33,11 +33,19 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# deberta-v3-base's encoder (768 wide, 12 layers, 12 heads, 2 x 256 relative rows), small vocabulary
+BASE_SHAPE = {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "vocab_size": 1000}
+V3_BASE = V3_STYLE | {"position_buckets": 256, "max_position_embeddings": 512}
+
+
+@pytest.mark.parametrize("case", [*CASES, pytest.param("v3-base-shape", marks=pytest.mark.slow)])
 def test_parity_with_transformers(case, tmp_path) -> None:
     from .helpers.checkpoints import load_reference
 
-    folder = make_deberta_checkpoint(tmp_path, CASES[case], labels=LABELS)
+    if case == "v3-base-shape":
+        folder = make_deberta_checkpoint(tmp_path, V3_BASE, labels=LABELS, **BASE_SHAPE)
+    else:
+        folder = make_deberta_checkpoint(tmp_path, CASES[case], labels=LABELS)
     ref = load_reference(folder)
     ours = load_model(folder)
     assert isinstance(ours, DebertaTokenClassifier) and ours.id2label == dict(enumerate(LABELS))

@@ -121,7 +121,7 @@ def test_entities_match_transformers(style, deberta_ner, deberta_tokenizer, tmp_
     folder = deberta_ner
     if style == "v2":
         folder = deberta_ner_checkpoint(tmp_path / "v2", deberta_tokenizer, "v2")
-    texts = parity_texts(90 if style == "v3" else 30)  # v2: the model differs, nothing else
+    texts = parity_texts(90 if style == "v3" else 9)  # v2: the model differs, nothing else
     ours = minibert_ner.pipeline(folder)
     expected = reference_entities(reference_pipeline(folder), texts)
     n = 0
@@ -129,7 +129,7 @@ def test_entities_match_transformers(style, deberta_ner, deberta_tokenizer, tmp_
         got = ours(texts, aggregation_strategy=strategy)
         n += assert_same_entities(got, expected[strategy], strategy)
     print(f"\ndeberta-{style}: {len(texts)} texts, {n} entities equal over 5 strategies")
-    assert n > 100
+    assert n > 50
 
 
 @pytest.mark.parametrize(("max_length", "window"), [(None, 512), (40, 40)])

@@ -63,6 +63,7 @@ def make_deberta_checkpoint(
     seed: int = 0,
     hidden_size: int = 32,
     num_layers: int = 2,
+    num_heads: int = 4,
     **overrides,
 ) -> Path:
     """A random-weight DebertaV2ForTokenClassification saved by `transformers`.
@@ -78,8 +79,8 @@ def make_deberta_checkpoint(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        intermediate_size=2 * hidden_size,
+        num_attention_heads=num_heads,
+        intermediate_size=(4 if hidden_size >= 256 else 2) * hidden_size,
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
         **settings,
