@@ -70,36 +70,27 @@ FIELD_NAMES: dict[str, dict[str, str]] = {
         "classifier_dropout": "classifier_dropout",  # None means: use hidden_dropout_prob
         "initializer_range": "initializer_range",
     },
-    "deberta-v2": {  # DeBERTa-v2, v3 and mDeBERTa-v3 (DebertaV2Config)
-        "vocab_size": "vocab_size",
-        "hidden_size": "hidden_size",
-        "num_layers": "num_hidden_layers",
-        "num_heads": "num_attention_heads",
-        "intermediate_size": "intermediate_size",
-        "activation": "hidden_act",
-        "max_position_embeddings": "max_position_embeddings",
-        "type_vocab_size": "type_vocab_size",
-        "layer_norm_eps": "layer_norm_eps",
-        "pad_token_id": "pad_token_id",
-        "hidden_dropout": "hidden_dropout_prob",  # also the head's dropout in DeBERTa
-        "attention_dropout": "attention_probs_dropout_prob",
-        "initializer_range": "initializer_range",
-        "embedding_size": "embedding_size",
-        "position_biased_input": "position_biased_input",
-        "relative_attention": "relative_attention",
-        "max_relative_positions": "max_relative_positions",
-        "position_buckets": "position_buckets",
-        "pos_att_type": "pos_att_type",
-        "share_att_key": "share_att_key",
-        "norm_rel_ebd": "norm_rel_ebd",
-        "conv_kernel_size": "conv_kernel_size",
-        "conv_groups": "conv_groups",
-        "conv_act": "conv_act",
-    },
 }
 # The RoBERTa family writes BERT's names; ELECTRA adds the width of its (smaller) embeddings.
 FIELD_NAMES["roberta"] = FIELD_NAMES["xlm-roberta"] = FIELD_NAMES["camembert"] = FIELD_NAMES["bert"]
 FIELD_NAMES["electra"] = FIELD_NAMES["bert"] | {"embedding_size": "embedding_size"}
+# DeBERTa-v2/v3 (and mDeBERTa-v3) write BERT's names too, but no classifier_dropout (its head's
+# dropout is hidden_dropout_prob), and add those of the relative-position attention.
+FIELD_NAMES["deberta-v2"] = {
+    ours: theirs for ours, theirs in FIELD_NAMES["bert"].items() if ours != "classifier_dropout"
+} | {
+    "embedding_size": "embedding_size",
+    "position_biased_input": "position_biased_input",
+    "relative_attention": "relative_attention",
+    "max_relative_positions": "max_relative_positions",
+    "position_buckets": "position_buckets",
+    "pos_att_type": "pos_att_type",
+    "share_att_key": "share_att_key",
+    "norm_rel_ebd": "norm_rel_ebd",
+    "conv_kernel_size": "conv_kernel_size",
+    "conv_groups": "conv_groups",
+    "conv_act": "conv_act",
+}
 
 
 @dataclass(frozen=True)
