@@ -229,6 +229,17 @@ class ModelConfig:
                 "relative_attention needs position_buckets > 0, max_relative_positions > 0 "
                 "or max_position_embeddings > 0"
             )
+        mid = self.position_buckets // 2
+        if (
+            self.relative_attention
+            and self.position_buckets > 0
+            and not (1 <= mid < self.relative_max_position - 1)
+        ):
+            raise ConfigError(
+                f"position_buckets {self.position_buckets} cannot bucket distances up to "
+                f"{self.relative_max_position - 1}: the log buckets need "
+                "2 <= position_buckets < 2 x (max_relative_positions - 1)"
+            )
         if self.embedding_size is None and "embedding_size" in FIELD_NAMES[self.model_type]:
             self.embedding_size = self.hidden_size  # written to config.json, so never None
         if self.max_positions is not None and self.max_positions < 1:

@@ -209,6 +209,9 @@ def test_base_model_gets_a_fresh_head(tmp_path) -> None:
              "max_position_embeddings": 0},
             "relative_attention needs",
         ),
+        ({"relative_attention": True, "position_buckets": 256, "max_relative_positions": 100},
+         "position_buckets 256 cannot bucket distances up to 99"),
+        ({"relative_attention": True, "position_buckets": 1}, "position_buckets 1 cannot"),
     ],
 )  # fmt: skip
 def test_bad_configs_are_clear_errors(change, message) -> None:
