@@ -1,6 +1,7 @@
 """Speed, load time and memory of minibert-ner beside transformers, in one run.
 
     python scripts/benchmark.py --data ../shared/data/conll2003/test.txt [--limit N] [--json OUT]
+    python scripts/benchmark.py --family roberta   # a RoBERTa-shape model (byte-level BPE)
     python scripts/benchmark.py --startup          # CLI start-up: process start to first output
 
 Each engine runs in its own child process (so that its peak RSS and load time are its own), on the
@@ -15,8 +16,10 @@ FLOPs are counted per wordpiece from the shapes (projections, feed-forward, atte
 the machine's fp32 matmul ceiling is measured, so that GFLOP/s can be read against what is possible.
 Default model: dslim/distilbert-NER if it is in the local cache, else a random model of its shape
 (with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline);
-`--shape deberta-v3-base` measures a random DeBERTa-v3 of deberta-v3-base's shape instead (its
-relative-position terms counted in the FLOPs).
+`--family roberta`: a random model in the roberta-base shape with a byte-level BPE vocabulary
+learnt from CoNLL-2003 train.
+`--family deberta-v3`: a random DeBERTa-v3 in the deberta-v3-base shape, built by transformers,
+with MiniLM's WordPiece vocabulary (its relative-position terms counted in the FLOPs).
 """
 
 from __future__ import annotations
@@ -179,10 +182,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch for `forward`")
     p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
     p.add_argument(
-        "--shape",
-        choices=["distilbert", "deberta-v3-base"],
+        "--family",
+        choices=("distilbert", "roberta", "deberta-v3"),
         default="distilbert",
-        help="random model to measure when --model is not given (default: dslim/distilbert-NER's)",
+        help="the random model's family and shape when no --model is given: dslim/distilbert-NER "
+        "(WordPiece), roberta-base (byte-level BPE learnt from CoNLL train) or deberta-v3-base",
     )
     p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
     p.add_argument(
@@ -198,12 +202,16 @@ def main() -> None:
         return
 
     tmp = tempfile.TemporaryDirectory()
-    if args.model or args.shape == "distilbert":
-        model = args.model or default_model() or str(random_model(Path(tmp.name)))
-        name = args.model or default_model() or "random dslim/distilbert-NER shape"
+    shapes = {"distilbert": "dslim/distilbert-NER", "roberta": "roberta-base",
+              "deberta-v3": "deberta-v3-base"}  # fmt: skip
+    named = args.model or (default_model() if args.family == "distilbert" else "")
+    if named:
+        model = named
+    elif args.family == "deberta-v3":
+        model = str(random_deberta_model(Path(tmp.name)))
     else:
-        model, name = str(random_deberta_model(Path(tmp.name))), "random deberta-v3-base shape"
-    report: dict = {"model": name}
+        model = str(random_model(Path(tmp.name), family=args.family))
+    report: dict = {"model": named or f"random {shapes[args.family]} shape"}
     if args.startup:
         report["startup_s"] = startup(model, repeat=3)
         print(json.dumps(report, indent=2))

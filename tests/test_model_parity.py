@@ -60,6 +60,12 @@ CASES = [
     ("bert-base-shape", "bert", "published", BERT_NER_LABELS, {}),
     ("bert-small", "bert", "small", BERT_NER_LABELS, {}),
     ("bert-small-relu", "bert", "small", BERT_NER_LABELS, {"hidden_act": "relu"}),
+    # roberta-base's shape: 768 wide, 12 layers, 50265 tokens, 514 positions
+    pytest.param(
+        ("roberta-base-shape", "roberta", "published", BERT_NER_LABELS, {}),
+        marks=pytest.mark.slow,
+        id="roberta-base-shape",
+    ),
     ("roberta-small", "roberta", "small", DISTILBERT_NER_LABELS, {}),
     ("xlm-roberta-small", "xlm-roberta", "small", BERT_NER_LABELS, {}),
     ("camembert-small", "camembert", "small", DISTILBERT_NER_LABELS, {}),
@@ -77,7 +83,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
 def test_parity_with_transformers(case, tmp_path) -> None:
     name, model_type, size, labels, overrides = case
     folder = make_reference_checkpoint(tmp_path, model_type, labels=labels, size=size, **overrides)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import minibert_ner
 from minibert_ner.inference.aggregation import STRATEGIES
 
+from .helpers.assertions import assert_same_entities
 from .helpers.checkpoints import BERT_NER_LABELS, DISTILBERT_NER_LABELS, make_ner_checkpoint
 from .helpers.data import conll_sentences
 
@@ -35,15 +36,19 @@ FAMILY_MODELS = {  # model type, labels, tokenizer fixture
 
 
 @pytest.fixture(scope="module", params=list(FAMILY_MODELS))
-def ner(request, tmp_path_factory):
+def model_folder(request, tmp_path_factory):
     model_type, labels, tokenizer = FAMILY_MODELS[request.param]
-    folder = make_ner_checkpoint(
+    return make_ner_checkpoint(
         tmp_path_factory.mktemp(f"{request.param}_ner"),
         model_type,
         tokenizer_from=request.getfixturevalue(tokenizer),
         labels=labels,
     )
-    return minibert_ner.pipeline(folder, word_grouping="word_ids")
+
+
+@pytest.fixture(scope="module")
+def ner(model_folder):
+    return minibert_ner.pipeline(model_folder, word_grouping="word_ids")
 
 
 def texts() -> list[str]:
@@ -160,3 +165,31 @@ def test_word_ids_promises_hold_on_any_text(ner, pieces) -> None:
         check_entities(
             ner, text, ner(text, aggregation_strategy=strategy, ignore_labels=[]), strategy
         )
+
+
+SIDE_BY_SIDE = "Angela Merkel met Emmanuel Macron in Berlin\nParis and Rome\tMadrid ."
+
+
+def test_side_by_side_with_transformers(ner, model_folder) -> None:
+    """docs/labelling.md's example (run with -s): transformers' pipeline and ours by default
+    give the same entities; word_ids gives each word its own text."""
+    transformers = pytest.importorskip("transformers")
+    reference = transformers.pipeline(
+        "token-classification", model=str(model_folder), aggregation_strategy="first"
+    )
+    theirs = reference(SIDE_BY_SIDE)
+    default = ner(SIDE_BY_SIDE, aggregation_strategy="first", word_grouping="transformers")
+    by_word = ner(SIDE_BY_SIDE, aggregation_strategy="first")
+    assert assert_same_entities([default], [theirs]) == len(theirs)
+    check_entities(ner, SIDE_BY_SIDE, by_word, "first")
+
+    def show(entities: list[dict]) -> str:
+        return ", ".join(
+            f"{e['entity_group']} {e['word']!r} {e['start']}:{e['end']}" for e in entities
+        )
+
+    print(f"\n{ner.model.config.model_type} ({ner.tokenizer.config['tokenizer_class']}), "
+          f"aggregation_strategy='first', {SIDE_BY_SIDE!r}")  # fmt: skip
+    print(f"  transformers:            {show(theirs)}")
+    print(f"  ours, default:           {show(default)}")
+    print(f"  ours, word_ids:          {show(by_word)}")

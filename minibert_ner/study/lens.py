@@ -56,8 +56,8 @@ class HeadSummary:
     layer: int
     head: int
     entropy: float  # bits; 0 = all on one token, log2(T) = uniform
-    to_cls: float  # share of attention on [CLS] (the first token)
-    to_sep: float  # share on [SEP] (the last token)
+    to_cls: float  # share of attention on the first token ([CLS], RoBERTa's <s>)
+    to_sep: float  # share on the last token ([SEP], RoBERTa's </s>)
     to_self: float  # share on the query token itself
     to_prev: float  # share on the token before
     to_next: float  # share on the token after
@@ -194,7 +194,8 @@ class Inspection:
             if attn is None:
                 blank = [""] * (6 if with_position else 5)
                 rows.append([f"{layer}.*", "-", *blank, "(block skipped)"])
-        header = ["head", "entropy", "[CLS]", "[SEP]", "self", "prev", "next"]
+        first, last = self.tokens[0], self.tokens[-1]  # the template's: [CLS]/[SEP], <s>/</s>
+        header = ["head", "entropy", first, last, "self", "prev", "next"]
         header += ["position"] if with_position else []
         return _table([*header, "strongest link"], rows)
 
@@ -207,8 +208,9 @@ class Inspection:
                 "(emb = embeddings output, Li = output of block layers.i)\n" + self.label_table(),
                 "Hidden-state L2 norm at each layer\n" + self.norm_table(),
                 f"Attention per head (layer.head): entropy in bits (uniform = {uniform:.2f});\n"
-                "mean share of attention on [CLS], [SEP], the token itself, the previous and the "
-                "next token (these overlap at the ends)"
+                f"mean share of attention on the first token ({self.tokens[0]}), the last "
+                f"({self.tokens[-1]}), the token itself, the previous and the next token (these "
+                "overlap at the ends)"
                 + (
                     "; position: share of the scores made by the relative-position terms"
                     if self.position_shares
