@@ -39,7 +39,11 @@ def model_dir(request, small_distilbert, small_bert, minilm, tmp_path_factory) -
     if request.param.startswith("deberta"):  # MiniLM's tokenizer, as the other two
         folder = tmp_path_factory.mktemp(request.param)
         style = request.param.removeprefix("deberta-")
-        make_deberta_checkpoint(folder, style, labels=DISTILBERT_NER_LABELS, vocab_size=30522)
+        # v2 with its relative range read from max_position_embeddings (-1), as v2-xlarge's
+        relative = {"max_relative_positions": -1} if style == "v2" else {}
+        make_deberta_checkpoint(
+            folder, style, labels=DISTILBERT_NER_LABELS, vocab_size=30522, **relative
+        )
         copy_tokenizer(minilm, folder)
         return folder
     return small_distilbert if request.param == "distilbert" else small_bert

@@ -338,7 +338,13 @@ def cap_sequence_length(model: Model, max_tokens: int) -> Intervention:
         rows, table.embedding_dim, padding_idx=table.padding_idx, _weight=table.weight[:rows]
     )
     model.embeddings.position_embeddings = capped
-    model.config = dataclasses.replace(config, max_position_embeddings=rows)
+    # DeBERTa-v2 reads its relative range from max_position_embeddings when it states none:
+    # pin it, so that only the absolute table changes.
+    pinned = {"max_relative_positions": config.relative_max_position}
+    pin = config.relative_attention and config.max_relative_positions < 1
+    model.config = dataclasses.replace(
+        config, max_position_embeddings=rows, **(pinned if pin else {})
+    )
 
     def undo() -> None:
         model.embeddings.position_embeddings = table
