@@ -101,7 +101,7 @@ def test_batch_padding_does_not_change_results(tmp_path) -> None:
 
 
 def test_base_model_load_needs_labels_and_gets_fresh_head(minilm) -> None:
-    with pytest.raises(Exception, match="base model without a classification head"):
+    with pytest.raises(Exception, match="is a base model: it has no NER head"):
         load_model(minilm)
     model = load_model(minilm, id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
     assert model.classifier.weight.shape == (9, 384)

@@ -196,8 +196,8 @@ def test_evaluation_equals_transformers_and_seqeval(small_bert, conll_dir, tmp_p
     path = write_conll(tmp_path / "test64.txt", sentences)
     ner = pipeline(model=str(small_bert), batch_size=8)
     assert ner.label_words([s.words for s in sentences]) == predicted
-    args = ["evaluate", "--model", str(small_bert), "--data", str(path), "--json"]
-    assert main([*args, str(tmp_path / "r.json")]) == 0
+    args = ["evaluate", "--model", str(small_bert), "--data", str(path), "--format", "json"]
+    assert main([*args, "-o", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text("utf-8"))
     micro = expected["micro avg"]
     assert (report["precision"], report["recall"], report["f1"], report["support"]) == (
