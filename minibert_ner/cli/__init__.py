@@ -48,6 +48,12 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away, as `yes | head` ends
 
 
+# The top-level usage: the default command's, and how to name a subcommand.
+DEFAULT_USAGE = (
+    f"{PROG} [label] [options] [TEXT ...]\n       {PROG} SUBCOMMAND [options] (see below)"
+)
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line that says where to look."""
 
@@ -56,10 +62,18 @@ class Parser(argparse.ArgumentParser):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions keep their layout (the examples); option help wraps at a readable width."""
+    """Descriptions keep their layout (the examples); option help wraps at a readable width and
+    ends with the option's default when the help does not say it already."""
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32, width=100)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        if action.option_strings and shown and "default" not in help_text:
+            help_text += " (default: %(default)s)"
+        return help_text
 
 
 def summary(module: ModuleType) -> str:
@@ -87,6 +101,7 @@ def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     module = subcommand(name)
     parser = Parser(
         prog=prog or f"{PROG} {name}",
+        usage=DEFAULT_USAGE if prog == PROG else None,
         description=module.__doc__,
         formatter_class=HelpFormatter,
         epilog=command_list() if prog == PROG else None,

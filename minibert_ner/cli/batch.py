@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--text-column", default="text", help="JSONL field / Parquet column of the text"
     )
     io.add_argument(
-        "--id-column", help="JSONL field / Parquet column copied to each output record as 'id'"
+        "--id-column",
+        help="JSONL field / Parquet column copied to each output record as 'id' (default: none; "
+        "records are keyed by line or row number)",
     )
     model = parser.add_argument_group("model (options as in the label command)")
     add_model_argument(model)
@@ -55,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group(
         "engine", "with --engine ray, --device cuda gives each actor one GPU"
     )
-    engine.add_argument("--engine", choices=ENGINES, default="local", help="default: local")
+    engine.add_argument("--engine", choices=ENGINES, default="local", help="where the job runs")
     engine.add_argument(
         "--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)"
     )

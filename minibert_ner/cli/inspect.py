@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the text to inspect (one sentence reads best)")
     add_model_argument(parser)
     add_output_argument(
-        parser, required=False, metavar="DIR", help="also write PNG figures into this folder"
+        parser,
+        required=False,
+        metavar="DIR",
+        help="also write PNG figures into this folder (default: none)",
     )
     loading = parser.add_argument_group("model loading (as in the label command)")
     add_pipeline_arguments(loading, LOADING_FIELDS)
@@ -38,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="LAYER.HEAD",
-        help="silence an attention head first, e.g. 2.5 (from 0; repeatable)",
+        help="silence an attention head first, e.g. 2.5 (from 0; repeatable; default: none)",
     )
     parser.add_argument(
         "--skip-layer",
@@ -46,12 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=[],
         metavar="LAYER",
-        help="bypass a whole block first (from 0; repeatable)",
+        help="bypass a whole block first (from 0; repeatable; default: none)",
     )
     parser.add_argument(
         "--activation",
         choices=sorted(ACTIVATIONS),
-        help="replace the feed-forward activation of every block",
+        help="replace the feed-forward activation of every block (default: the model's own)",
     )
 
 

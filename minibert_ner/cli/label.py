@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-f",
         "--file",
         metavar="PATH",
-        help="read texts from a UTF-8 file, one per line ('-': stdin)",
+        help="read texts from a UTF-8 file, one per line ('-': stdin) (default: the TEXT "
+        "arguments, else stdin)",
     )
     parser.add_argument(
         "--document",

@@ -86,7 +86,8 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {
             "choices": STRATEGIES,
             "type": str.lower,
-            "help": "how tokens become entities, as in transformers",
+            "metavar": "STRATEGY",
+            "help": f"how tokens become entities, as in transformers: {', '.join(STRATEGIES)}",
         },
     ),  # fmt: skip
     "ignore_labels": (
@@ -121,8 +122,17 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "speed, needs the quant extra: pip install 'minibert-ner[quant]'); default: exact",
         },
     ),  # fmt: skip
-    "revision": (("--revision",), {"help": "a hub model's branch, tag or commit"}),
-    "device": (("--device",), {"help": "cpu, cuda, cuda:N, mps (default: cuda if available)"}),
+    "revision": (
+        ("--revision",),
+        {"help": "a hub model's branch, tag or commit (default: main)"},
+    ),
+    "device": (
+        ("--device",),
+        {
+            "help": "cpu, cuda, cuda:N, mps, or as in transformers -1 (cpu) / N (cuda:N) "
+            "(default: cuda if available)"
+        },
+    ),  # fmt: skip
     "batch_size": (
         ("--batch-size",),
         {"type": int_at_least(1), "help": "texts or windows per forward pass, at most"},

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hyper = parser.add_argument_group("hyper-parameters (TrainConfig)")
     for field in dataclasses.fields(TrainConfig):
         default = field.default
-        shown = "" if default is None else f" (default: {default})"
+        shown = f" (default: {'none' if default is None else default})"
         hyper.add_argument(
             f"--{field.name.replace('_', '-')}",
             type=ARG_TYPES[str(field.type)],

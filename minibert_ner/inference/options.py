@@ -47,6 +47,8 @@ SECRET = MappingProxyType({"secret": True})
 def canonical_device(device: object) -> str | None:
     """A device as its name: transformers' integers (-1: "cpu", N: "cuda:N"), a torch.device, or
     a str (checked against the hardware when the model loads: `pipeline.resolve_device`)."""
+    if isinstance(device, str) and device.strip().lstrip("-").isdigit():
+        device = int(device)  # "0" / "-1" from a command line, as transformers' integers
     if device is None or isinstance(device, str):
         return device
     if isinstance(device, int) and not isinstance(device, bool):
