@@ -120,6 +120,8 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not self.layer_norm_eps > 0:
             raise ConfigError(f"layer_norm_eps must be above 0, got {self.layer_norm_eps!r}")
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers must be at least 0, got {self.num_layers!r}")
         if not 0 <= self.pad_token_id < self.vocab_size or self.type_vocab_size < 0:
             raise ConfigError(
                 f"pad_token_id {self.pad_token_id} is not a token id below vocab_size "
@@ -224,9 +226,12 @@ FIELD_TYPES: dict[str, type] = {
     if (kind := str(f.type).removesuffix(" | None")) in ("int", "float", "str", "bool")
 }
 POSITIVE_FIELDS = (
-    "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+    "vocab_size",
+    "hidden_size",
+    "num_heads",
+    "intermediate_size",
     "max_position_embeddings",
-)  # fmt: skip
+)  # fmt: skip (num_layers may be 0: embeddings and head alone, a research baseline)
 PROBABILITY_FIELDS = ("hidden_dropout", "attention_dropout", "classifier_dropout")
 JSON_TYPES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,21 +239,6 @@ def broken_models(ner_model_dir, tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory, minilm) -> Path:
-    """A tiny BERT without a head, saved by transformers."""
-    folder = tmp_path_factory.mktemp("base")
-    vocab = len((minilm / "vocab.txt").read_text("utf-8").splitlines())
-    config = transformers.BertConfig(
-        vocab_size=vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64,
-    )  # fmt: skip
-    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
-        (folder / name).write_bytes((minilm / name).read_bytes())
-    return folder
-
-
 # (arguments, stdin, exit status, what the one line says); {model}, {broken_<name>}, {base},
 # {tmp}, {conll} are filled in.
 FAILURES = [
@@ -304,11 +288,11 @@ FAILURES = [
 
 @pytest.mark.parametrize("argv, stdin, status, message", FAILURES, ids=lambda x: str(x)[:50])
 def test_failures_are_one_line(
-    argv, stdin, status, message, ner_model_dir, broken_models, base_model, tmp_path, capsys,
+    argv, stdin, status, message, ner_model_dir, broken_models, tiny_base, tmp_path, capsys,
     monkeypatch, conll_dir,
 ):  # fmt: skip
     (tmp_path / "file.txt").write_text("a file\n", "utf-8")
-    values = {"model": ner_model_dir, "base": base_model, "tmp": tmp_path}
+    values = {"model": ner_model_dir, "base": tiny_base, "tmp": tmp_path}
     values |= {"conll": conll_dir / "valid.txt"}
     values |= {f"broken_{k}": v for k, v in broken_models.items()}
     args = [a.format_map(values) if "{" in a else a for a in argv]

@@ -189,8 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print(f"{PROG}: terminated", file=sys.stderr)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: the terminal shows ^C; a command may have said more
         return EXIT_INTERRUPTED
     finally:
         sys.stdout = stdout
