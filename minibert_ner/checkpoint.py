@@ -4,7 +4,8 @@
     save_model(model, "out/")                      # config.json + model.safetensors
 
 Published checkpoints name their tensors after the `transformers` classes
-(`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`).
+(`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`;
+RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`).
 One explicit table per family maps each checkpoint module to ours; the same table, read backwards,
 names the tensors when we save, so what we write loads in `transformers` too.
 """
@@ -59,19 +60,31 @@ KEY_TABLES: dict[str, dict[str, str]] = {
         "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
     },
 }
+# The RoBERTa family is BERT under another prefix; ELECTRA adds the projection of its embeddings.
+KEY_TABLES["roberta"] = KEY_TABLES["xlm-roberta"] = KEY_TABLES["camembert"] = KEY_TABLES["bert"]
+KEY_TABLES["electra"] = KEY_TABLES["bert"] | {"embeddings_project": "embeddings.project"}
 # The head sits outside the base model, so it never carries the family prefix.
 HEAD_TABLE = {"classifier": "classifier"}
 # Base-model tensors sit under this prefix in *ForTokenClassification checkpoints, and under
 # none in base-model checkpoints (e.g. sentence-transformers' all-MiniLM-L6-v2).
-PREFIXES = {"distilbert": "distilbert.", "bert": "bert."}
+PREFIXES = {
+    "distilbert": "distilbert.",
+    "bert": "bert.",
+    "roberta": "roberta.",
+    "xlm-roberta": "roberta.",  # transformers' XLM-R and CamemBERT keep RoBERTa's attribute name
+    "camembert": "roberta.",
+    "electra": "electra.",
+}
 # Old TensorFlow-era names of LayerNorm parameters.
 LEGACY_PARAM_NAMES = {"gamma": "weight", "beta": "bias"}
 # Tensors that are known and irrelevant to token classification; anything else unknown is an error.
 IGNORED_KEYS = re.compile(
     r"(^|\.)(position_ids|token_type_ids)$"  # buffers some versions saved
-    r"|^(bert\.|distilbert\.)?pooler\."  # sentence-level pooler
+    r"|^(bert\.|distilbert\.|roberta\.)?pooler\."  # sentence-level pooler
     r"|^(distilbert\.)?vocab_(transform|layer_norm|projector)\."  # DistilBERT MLM head
     r"|^cls\."  # BERT MLM / NSP heads
+    r"|^lm_head\."  # RoBERTa-family MLM head
+    r"|^(discriminator_predictions|generator_predictions|generator_lm_head)\."  # ELECTRA heads
 )
 
 

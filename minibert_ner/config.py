@@ -1,12 +1,16 @@
-"""Model configuration: one dataclass for DistilBERT and BERT, read from and written to `config.json`.
+"""Model configuration: one dataclass for every family, read from and written to `config.json`.
 
-The two families name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
-`num_hidden_layers`, ...). `FIELD_NAMES` below is the single table that translates between them.
+The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA) are one post-LayerNorm
+encoder. They name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
+`num_hidden_layers`, ...): `FIELD_NAMES` is the single table that translates between them. What a
+family fixes in code rather than in its config.json (RoBERTa's position numbering, DistilBERT's
+missing attention-output dropout, the transformers class defaults) is the `FAMILIES` table.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,12 +21,14 @@ __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
     "DTYPE_NAMES",
+    "FAMILIES",
     "FIELD_NAMES",
+    "Family",
     "SUPPORTED_MODEL_TYPES",
     "ModelConfig",
 ]
 
-SUPPORTED_MODEL_TYPES = ("distilbert", "bert")
+SUPPORTED_MODEL_TYPES = ("distilbert", "bert", "roberta", "xlm-roberta", "camembert", "electra")
 
 # Our field name -> the name that field has in each family's config.json.
 FIELD_NAMES: dict[str, dict[str, str]] = {
@@ -58,11 +64,47 @@ FIELD_NAMES: dict[str, dict[str, str]] = {
         "initializer_range": "initializer_range",
     },
 }
+# The RoBERTa family writes BERT's names; ELECTRA adds the width of its (smaller) embeddings.
+FIELD_NAMES["roberta"] = FIELD_NAMES["xlm-roberta"] = FIELD_NAMES["camembert"] = FIELD_NAMES["bert"]
+FIELD_NAMES["electra"] = FIELD_NAMES["bert"] | {"embedding_size": "embedding_size"}
 
-ARCHITECTURES = {
-    "distilbert": "DistilBertForTokenClassification",
-    "bert": "BertForTokenClassification",
+
+@dataclass(frozen=True)
+class Family:
+    """What a family fixes in code rather than in its config.json."""
+
+    architecture: str  # the transformers token-classifier class
+    # RoBERTa family: position ids number real tokens from pad_token_id + 1, padding takes row
+    # pad_token_id (fairseq's make_positions), so 2 of the 514 rows are never a real position.
+    positions_from_padding: bool = False
+    attention_output_dropout: bool = True  # dropout on the attention projection (not DistilBERT)
+    # The transformers config class's values for keys a config.json may leave out, where they
+    # differ from ModelConfig's defaults. classifier_dropout missing means hidden_dropout.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ROBERTA = {"vocab_size": 30522, "type_vocab_size": 2, "pad_token_id": 1}
+FAMILIES: dict[str, Family] = {
+    "distilbert": Family("DistilBertForTokenClassification", attention_output_dropout=False),
+    "bert": Family("BertForTokenClassification", defaults={"type_vocab_size": 2}),
+    "roberta": Family(
+        "RobertaForTokenClassification", True, defaults=_ROBERTA | {"vocab_size": 50265}
+    ),
+    "xlm-roberta": Family("XLMRobertaForTokenClassification", True, defaults=_ROBERTA),
+    "camembert": Family("CamembertForTokenClassification", True, defaults=_ROBERTA),
+    "electra": Family(
+        "ElectraForTokenClassification",
+        defaults={
+            "vocab_size": 30522,
+            "hidden_size": 256,
+            "num_heads": 4,
+            "intermediate_size": 1024,
+            "type_vocab_size": 2,
+            "embedding_size": 128,
+        },
+    ),  # fmt: skip
 }
+ARCHITECTURES = {name: family.architecture for name, family in FAMILIES.items()}
 
 # config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
 # "gelu" is the exact erf GELU the checkpoints were trained with; the tanh approximation differs
@@ -90,20 +132,21 @@ DTYPE_NAMES: dict[str, str] = {
 
 @dataclass
 class ModelConfig:
-    """Hyper-parameters of a DistilBERT or BERT token classifier (our names, one for both families)."""
+    """Hyper-parameters of a token classifier of any family (our names, one for all families)."""
 
-    model_type: str = "distilbert"  # "distilbert" or "bert": decides checkpoint key names
+    model_type: str = "distilbert"  # a key of FAMILIES: decides checkpoint key names and traits
     vocab_size: int = 28996  # rows of the word-embedding table
     hidden_size: int = 768  # width of the residual stream (DistilBERT: dim)
+    embedding_size: int | None = None  # width of the embeddings (ELECTRA); None: hidden_size
     num_layers: int = 6  # transformer blocks
     num_heads: int = 12  # attention heads per block; hidden_size must divide evenly
     intermediate_size: int = 3072  # width of the feed-forward hidden layer (DistilBERT: hidden_dim)
     activation: str = "gelu"  # feed-forward non-linearity; "gelu" is the exact erf form
-    max_position_embeddings: int = 512  # rows of the learned position table = longest window
+    max_position_embeddings: int = 512  # rows of the learned position table (see max_positions)
     type_vocab_size: int = 0  # segment (token type) embeddings; 0 = none (DistilBERT)
     sinusoidal_pos_embds: bool = False  # DistilBERT: how the position table was initialised
-    layer_norm_eps: float = 1e-12  # DistilBERT hard-codes 1e-12; BERT reads it from config
-    pad_token_id: int = 0  # id of [PAD]
+    layer_norm_eps: float = 1e-12  # DistilBERT hard-codes 1e-12; others read it (RoBERTa: 1e-5)
+    pad_token_id: int = 0  # id of the padding token: [PAD] = 0, RoBERTa family <pad> = 1
     hidden_dropout: float = 0.1  # dropout on embeddings and block outputs (training only)
     attention_dropout: float = 0.1  # dropout on attention probabilities (training only)
     classifier_dropout: float = 0.1  # dropout before the classification head (training only)
@@ -141,11 +184,37 @@ class ModelConfig:
                 f"activation {self.activation!r} is not supported; "
                 f"choose one of {', '.join(sorted(ACTIVATIONS))}"
             )
+        if self.embedding_size is None and "embedding_size" in FIELD_NAMES[self.model_type]:
+            self.embedding_size = self.hidden_size  # written to config.json, so never None
+        if self.max_positions < 1:
+            raise ConfigError(
+                f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
+                f"token ({self.model_type} numbers positions from {self.position_offset})"
+            )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ConfigError(
                 f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}"
             )
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.model_type]
+
+    @property
+    def position_offset(self) -> int:
+        """Position row of the first real token: 0, or pad_token_id + 1 (RoBERTa family)."""
+        return self.pad_token_id + 1 if self.family.positions_from_padding else 0
+
+    @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables; ELECTRA projects it to hidden_size when they differ."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def max_positions(self) -> int:
+        """The longest input the model takes, special tokens included (RoBERTa: 514 rows, 512)."""
+        return self.max_position_embeddings - self.position_offset
 
     @property
     def num_labels(self) -> int:
@@ -166,7 +235,7 @@ class ModelConfig:
         if model_type not in FIELD_NAMES:
             raise ConfigError(
                 f"config.json has model_type {model_type!r}; minibert-ner runs "
-                f"{' and '.join(SUPPORTED_MODEL_TYPES)} checkpoints only"
+                f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints only"
             )
         if raw.get("position_embedding_type", "absolute") != "absolute":
             raise ConfigError(
@@ -174,16 +243,14 @@ class ModelConfig:
                 "(only 'absolute' position embeddings are implemented)"
             )
         names = FIELD_NAMES[model_type]
-        values: dict[str, Any] = {"model_type": model_type}
+        values: dict[str, Any] = {"model_type": model_type, **FAMILIES[model_type].defaults}
         for ours, theirs in names.items():
             if raw.get(theirs) is not None:
                 value = raw[theirs]
                 values[ours] = (
                     checked_type(theirs, value, FIELD_TYPES[ours]) if ours in FIELD_TYPES else value
                 )
-        if model_type == "bert":
-            values.setdefault("type_vocab_size", 2)
-            values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
+        values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
         values["id2label"] = read_id2label(raw.get("id2label"), raw.get("num_labels"))
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
         values["extra"] = {k: v for k, v in raw.items() if k not in known}

@@ -27,6 +27,9 @@ TOKENIZER_FILES = [
     "tokenizer.json",
     "tokenizer_config.json",
     "vocab.txt",
+    "vocab.json",  # RoBERTa checkpoints without tokenizer.json: vocab.json + merges.txt
+    "merges.txt",
+    "config.json",  # its model_type names the tokenizer class when tokenizer_config.json does not
     "special_tokens_map.json",
 ]
 

@@ -1,17 +1,21 @@
 """The whole model in one file: embeddings, self-attention, feed-forward, post-LN blocks, and the
-token-classification head shared by DistilBERT and BERT.
+token-classification head shared by every family (DistilBERT, BERT, RoBERTa, XLM-RoBERTa,
+CamemBERT, ELECTRA).
 
-Both families are the same post-LayerNorm encoder:
+All are the same post-LayerNorm encoder:
 
     x = LN(word + [token_type] + position)                 # Embeddings
+    x = project(x)                                          # ELECTRA, when embeddings are narrower
     for each block:
         x = LN(x + Attention(x))                            # Block.attention / attention_norm
         x = LN(x + W2 act(W1 x))                            # Block.ffn / output_norm
     logits = classifier(x)                                  # TokenClassifier.classifier
 
-The differences are small and explicit: BERT adds token-type embeddings and a dropout after the
-attention projection; DistilBERT has neither. Checkpoint key names are mapped onto these modules by
-the table in `checkpoint.py`.
+The differences are small and explicit, all read from the config: BERT-likes add token-type
+embeddings (RoBERTa's table has one row) and a dropout after the attention projection, DistilBERT
+has neither; the RoBERTa family numbers positions from pad_token_id + 1 (`config.position_offset`);
+ELECTRA's embeddings may be narrower than the blocks (`config.embedding_size`). Checkpoint key
+names are mapped onto these modules by the tables in `checkpoint.py`.
 """
 
 from __future__ import annotations
@@ -66,38 +70,59 @@ class TokenClassifierOutput:
 
 
 class Embeddings(nn.Module):
-    """Token + (segment) + position embeddings, then LayerNorm and dropout."""
+    """Token + (segment) + position embeddings, then LayerNorm and dropout (and ELECTRA's
+    projection to the blocks' width)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        H = config.hidden_size
-        self.word_embeddings = embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
-        self.position_embeddings = embedding(config.max_position_embeddings, H)
-        # DistilBERT has no segment embeddings; BERT has `type_vocab_size` of them.
+        E, pad = config.embedding_width, config.pad_token_id
+        self.pad_token_id = pad
+        self.position_offset = config.position_offset
+        self.word_embeddings = embedding(config.vocab_size, E, padding_idx=pad)
+        # The RoBERTa family gives padding its own position row (pad_token_id), zero like the
+        # padding token's.
+        position_padding = pad if self.position_offset else None
+        self.position_embeddings = embedding(config.max_position_embeddings, E, position_padding)
+        # DistilBERT has no segment embeddings; BERT has `type_vocab_size` of them (RoBERTa: 1).
         self.token_type_embeddings = (
-            embedding(config.type_vocab_size, H) if config.type_vocab_size > 0 else None
+            embedding(config.type_vocab_size, E) if config.type_vocab_size > 0 else None
         )
-        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        # ELECTRA: embeddings narrower than the residual stream are projected up to it.
+        self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
+
+    def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> position ids, (T,) or (B, T).
+
+        BERT and DistilBERT: 0..T-1 whatever the tokens. The RoBERTa family (fairseq's
+        make_positions): real tokens are numbered from pad_token_id + 1, counting real tokens
+        only, and every padding token gets pad_token_id.
+        """
+        T = input_ids.shape[1]
+        if not self.position_offset:
+            return torch.arange(T, device=input_ids.device)  # (T,)
+        real = (input_ids != self.pad_token_id).long()  # (B, T)
+        return real.cumsum(dim=1) * real + self.pad_token_id  # (B, T)
 
     def forward(
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         T = input_ids.shape[1]
-        max_T = self.position_embeddings.num_embeddings
+        max_T = self.position_embeddings.num_embeddings - self.position_offset
         if T > max_T:
             raise ValueError(
                 f"input has {T} tokens but the model knows only {max_T} positions; "
                 "split the text into windows (the NER pipeline does this for you)"
             )
-        positions = torch.arange(T, device=input_ids.device)  # (T,): 0..T-1, no padding offset
-        x = self.word_embeddings(input_ids)  # (B, T, H)
+        x = self.word_embeddings(input_ids)  # (B, T, E)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
             x = x + self.token_type_embeddings(token_type_ids)
-        x = x + self.position_embeddings(positions)  # (T, H) broadcast over B
-        return self.dropout(self.LayerNorm(x))
+        x = x + self.position_embeddings(self.position_ids(input_ids))  # (T or B,T, E) broadcast
+        x = self.dropout(self.LayerNorm(x))  # (B, T, E)
+        return self.project(x) if self.project is not None else x  # (B, T, H)
 
 
 class SelfAttention(nn.Module):
@@ -162,8 +187,8 @@ class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.attention = SelfAttention(config)
-        # BERT drops out the attention projection's output; DistilBERT does not.
-        p = config.hidden_dropout if config.model_type == "bert" else 0.0
+        # BERT and the others drop out the attention projection's output; DistilBERT does not.
+        p = config.hidden_dropout if config.family.attention_output_dropout else 0.0
         self.attention_dropout = nn.Dropout(p)
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config)
@@ -194,7 +219,7 @@ def attention_mask_bias(
 
 
 class TokenClassifier(nn.Module):
-    """A DistilBERT or BERT encoder with a linear token-classification head."""
+    """An encoder of any family with a linear token-classification head."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

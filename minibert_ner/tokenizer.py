@@ -1,13 +1,27 @@
 """Text -> token ids, with character offsets and word ids, on the `tokenizers` library.
 
-A checkpoint's `tokenizer.json` is used as it is. Checkpoints that ship only `vocab.txt` (the dslim
-BERT models) get the BERT WordPiece tokenizer `transformers` builds for them, configured by
-`tokenizer_config.json` (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`).
-Truncation is always off: long text is the pipeline's business, never silently cut here.
+Which files a checkpoint has decides how its tokenizer is built, always as `transformers` (5.x)
+builds it:
+
+- `tokenizer.json`, used as it is (BERT WordPiece, and any tokenizer class not listed below);
+- `tokenizer.json` of a RoBERTa, XLM-RoBERTa or CamemBERT tokenizer: transformers keeps only its
+  vocabulary (and merges, and the SentencePiece normalisation table) and rebuilds the rest in code
+  from `tokenizer_config.json` (`add_prefix_space`, `trim_offsets`, special tokens). `REBUILT`
+  names those classes and `rebuild` does what their constructors do, so ids and offsets agree;
+- `vocab.txt` only (the dslim BERT models): the BERT WordPiece tokenizer, configured by
+  `tokenizer_config.json` (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`);
+- `vocab.json` + `merges.txt` only (older RoBERTa checkpoints): RoBERTa's byte-level BPE;
+- a SentencePiece model file only: an error saying how to add a `tokenizer.json` (reading it
+  would need the `sentencepiece` package).
+
+The tokenizer class is `tokenizer_config.json`'s `tokenizer_class`, else the one transformers
+picks for `config.json`'s `model_type`. Truncation is always off: long text is the pipeline's
+business, never silently cut here.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,14 +29,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Encoding, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Encoding, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as Backend
-from tokenizers.models import WordPiece
+from tokenizers.models import BPE, Unigram, WordPiece
 
 from .errors import InputError, TokenizerError
 from .hub import TOKENIZER_FILES, resolve_folder
 
-__all__ = ["SPECIAL_TOKENS", "Template", "Tokenizer", "bert_wordpiece", "read_vocab"]
+__all__ = [
+    "REBUILT",
+    "SPECIAL_TOKENS",
+    "Template",
+    "Tokenizer",
+    "bert_wordpiece",
+    "read_vocab",
+    "rebuild",
+    "roberta_bpe",
+]
 
 # transformers writes this for "no limit" in tokenizer_config.json.
 _NO_LIMIT = int(1e29)
@@ -70,6 +93,161 @@ def bert_wordpiece(
     return backend
 
 
+# The tokenizer class transformers' AutoTokenizer picks for a model_type (when
+# tokenizer_config.json names none).
+MODEL_TOKENIZERS = {
+    "distilbert": "DistilBertTokenizer",
+    "bert": "BertTokenizer",
+    "electra": "BertTokenizer",
+    "roberta": "RobertaTokenizer",
+    "xlm-roberta": "XLMRobertaTokenizer",
+    "camembert": "CamembertTokenizer",
+}
+# The special tokens of the RoBERTa-family tokenizers, in the order transformers adds them.
+ROBERTA_SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "cls_token": "<s>",
+    "mask_token": "<mask>",
+}
+SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "sentencepiece.model")
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """How transformers 5.x rebuilds one tokenizer class around a tokenizer.json's vocabulary."""
+
+    model: str  # "BPE" (byte-level) or "Unigram" (SentencePiece)
+    add_prefix_space: bool  # its default: a space before the first word (Unigram: every word)
+    # Unigram only: the id of the unknown token, fixed (XLM-R: 3) or None: where unk_token is
+    fixed_unk_id: int | None = None
+    # Special tokens added unless tokenizer_config.json lists its own (CamemBERT's "NOTUSED")
+    extra_special_tokens: tuple[str, ...] = ()
+    mask_lstrip: bool = False  # the mask token swallows the space before it (CamemBERT)
+
+
+REBUILT = {
+    "RobertaTokenizer": Rebuilt("BPE", add_prefix_space=False),
+    "XLMRobertaTokenizer": Rebuilt("Unigram", add_prefix_space=True, fixed_unk_id=3),
+    "CamembertTokenizer": Rebuilt(
+        "Unigram",
+        add_prefix_space=True,
+        extra_special_tokens=("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"),
+        mask_lstrip=True,
+    ),
+}
+
+
+def _added_token(token: str | dict[str, Any], **defaults: bool) -> AddedToken:
+    """A special token as tokenizer_config.json writes it (a str, or an AddedToken dict)."""
+    if isinstance(token, str):
+        return AddedToken(token, special=True, **defaults)
+    flags = ("single_word", "lstrip", "rstrip", "normalized", "special")
+    return AddedToken(token["content"], **{k: token[k] for k in flags if k in token})
+
+
+def roberta_bpe(
+    vocab: dict[str, int], merges: list[tuple[str, str]], config: dict[str, Any]
+) -> Backend:
+    """RoBERTa's byte-level BPE, as `transformers`' RobertaTokenizer builds it: no normaliser,
+    byte-level pre-tokenizer, `<s> text </s>` with offsets trimmed of spaces."""
+    backend = Backend(
+        BPE(vocab=vocab, merges=merges, dropout=None, continuing_subword_prefix="",
+            end_of_word_suffix="", fuse_unk=False)
+    )  # fmt: skip
+    add_prefix_space = bool(config.get("add_prefix_space", False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+    backend.decoder = decoders.ByteLevel()
+    special = _add_special_tokens(backend, config, REBUILT["RobertaTokenizer"])
+    sep, cls = special["sep_token"], special["cls_token"]
+    backend.post_processor = processors.RobertaProcessing(
+        (sep, backend.token_to_id(sep)),
+        (cls, backend.token_to_id(cls)),
+        trim_offsets=bool(config.get("trim_offsets", True)),
+        add_prefix_space=add_prefix_space,
+    )
+    return backend
+
+
+def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt) -> dict[str, str]:
+    """Add the tokens transformers adds to a rebuilt tokenizer: tokenizer_config.json's
+    `added_tokens_decoder` (in id order), then the named special tokens and the extra ones it
+    does not have yet. Returns the named special tokens' strings."""
+    tokens: list[AddedToken] = []
+    decoder = config.get("added_tokens_decoder") or {}
+    for _, token in sorted(decoder.items(), key=lambda item: int(item[0])):
+        tokens.append(_added_token(token))
+    named: dict[str, str] = {}
+    for key, default in ROBERTA_SPECIAL_TOKENS.items():
+        value = config.get(key, default)
+        if value is None:
+            continue
+        lstrip = key == "mask_token" and kind.mask_lstrip and isinstance(value, str)
+        tokens.append(_added_token(value, lstrip=True) if lstrip else _added_token(value))
+        named[key] = _token_text(value)
+    extra = config.get("additional_special_tokens", config.get("extra_special_tokens"))
+    extra = list(kind.extra_special_tokens) if extra is None else extra
+    tokens += [_added_token(t) for t in extra if isinstance(t, (str, dict))]
+    seen: set[str] = set()
+    backend.add_tokens([t for t in tokens if not (t.content in seen or seen.add(t.content))])
+    return named
+
+
+def rebuild(tokenizer_json: dict[str, Any], config: dict[str, Any], kind: Rebuilt) -> Backend:
+    """The tokenizer a RoBERTa-family `tokenizer_class` makes of a tokenizer.json in transformers
+    5.x: its vocabulary (and merges; and a SentencePiece `Precompiled` normalisation table),
+    with the class's own pre-tokenizer, decoder, special tokens and template."""
+    model = tokenizer_json.get("model") or {}
+    if model.get("type") != kind.model:
+        raise TokenizerError(
+            f"tokenizer.json holds a {model.get('type')} model, but its tokenizer class expects "
+            f"{kind.model}; the tokenizer files do not belong together"
+        )
+    if kind.model == "BPE":
+        merges = [
+            tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]
+        ]
+        return roberta_bpe(model["vocab"], merges, config)
+
+    vocab = [(piece, float(score)) for piece, score in model["vocab"]]
+    unk = _token_text(config.get("unk_token", ROBERTA_SPECIAL_TOKENS["unk_token"]))
+    unk_id = kind.fixed_unk_id
+    if unk_id is None:
+        unk_id = next((i for i, (piece, _) in enumerate(vocab) if piece == unk), 0)
+    backend = Backend(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
+    charsmap = _precompiled_charsmap(tokenizer_json.get("normalizer"))
+    if charsmap is not None:
+        backend.normalizer = normalizers.Precompiled(charsmap)
+    add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
+    scheme = "always" if add_prefix_space else "never"
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
+    )
+    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+    special = _add_special_tokens(backend, config, kind)
+    bos, eos = special["bos_token"], special["eos_token"]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, backend.token_to_id(bos)), (eos, backend.token_to_id(eos))],
+    )
+    return backend
+
+
+def _precompiled_charsmap(normalizer: dict[str, Any] | None) -> bytes | None:
+    """The SentencePiece normalisation table of a tokenizer.json normaliser, if it has one."""
+    if not normalizer:
+        return None
+    parts = normalizer.get("normalizers", [normalizer]) if normalizer else []
+    for part in parts:
+        if part.get("type") == "Precompiled" and part.get("precompiled_charsmap"):
+            return base64.b64decode(part["precompiled_charsmap"])
+    return None
+
+
 @dataclass(frozen=True)
 class Template:
     """The special tokens the tokenizer puts around one text: for BERT, [CLS] text [SEP]."""
@@ -100,6 +278,47 @@ class Template:
             parts = [cls.of(p) for p in post_processor["processors"]]
             return cls(sum(p.prefix for p in parts), sum(p.suffix for p in parts))
         raise TokenizerError(f"unknown tokenizer post-processor {kind!r}")
+
+
+def tokenizer_class(config: dict[str, Any], model_config: dict[str, Any]) -> str | None:
+    """The transformers tokenizer class: tokenizer_config.json's, else the model type's."""
+    name = config.get("tokenizer_class")
+    if isinstance(name, str):
+        return name.removesuffix("Fast")
+    return MODEL_TOKENIZERS.get(model_config.get("model_type"))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"cannot read {path}: {e}") from e
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file; {} when the file does not exist."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError as e:
+        raise TokenizerError(f"cannot read {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path} does not hold a JSON object")
+    return data
+
+
+def read_merges(path: Path) -> list[tuple[str, str]]:
+    """merges.txt: one merge ("a b") a line, after an optional "#version" line."""
+    merges = []
+    for line in _read_text(path).splitlines():
+        if line.startswith("#version") or not line.strip():
+            continue
+        pair = line.split(" ")
+        if len(pair) != 2:
+            raise TokenizerError(f"{path}: {line!r} is not a merge of two tokens")
+        merges.append((pair[0], pair[1]))
+    return merges
 
 
 def read_vocab(path: Path) -> dict[str, int]:
@@ -133,8 +352,7 @@ class Tokenizer:
         # The post-processor alone, as JSON (the whole tokenizer's would cost ~10 ms to build).
         processor = backend.post_processor
         self.template = Template.of(json.loads(processor.__getstate__()) if processor else None)
-        unk = getattr(backend.model, "unk_token", None)
-        self.unk_token_id: int | None = backend.token_to_id(unk) if unk else None
+        self.unk_token_id: int | None = _unk_token_id(backend, self.config)
 
     @property
     def vocab_size(self) -> int:
@@ -149,20 +367,31 @@ class Tokenizer:
         revision: str | None = None,
         token: str | bool | None = None,
     ) -> Tokenizer:
-        """Load from a folder or hub id: `tokenizer.json` if present, else `vocab.txt`."""
+        """Load from a folder or hub id: `tokenizer.json` if present, else `vocab.txt`, else
+        `vocab.json` + `merges.txt` (see the module docstring)."""
         folder = resolve_folder(name_or_path, revision=revision, token=token, files=TOKENIZER_FILES)
-        config: dict[str, Any] = {}
-        config_path = folder / "tokenizer_config.json"
-        if config_path.is_file():
-            try:
-                config = json.loads(config_path.read_text("utf-8"))
-            except (OSError, ValueError) as e:
-                raise TokenizerError(f"cannot read {config_path}: {e}") from e
+        config = _read_json(folder / "tokenizer_config.json")
+        kind = tokenizer_class(config, _read_json(folder / "config.json"))
+        if kind is None and (folder / "vocab.json").is_file():
+            kind = "RobertaTokenizer"  # what transformers guesses for vocab.json + merges.txt
+        if kind in REBUILT:
+            for key, default in ROBERTA_SPECIAL_TOKENS.items():
+                config.setdefault(key, default)  # the class's defaults, stated
         if (folder / "tokenizer.json").is_file():
-            try:
-                backend = Backend.from_file(str(folder / "tokenizer.json"))
-            except Exception as e:  # the Rust side raises a plain Exception
-                raise TokenizerError(f"cannot read {folder / 'tokenizer.json'}: {e}") from e
+            path = folder / "tokenizer.json"
+            if kind in REBUILT:
+                text = _read_text(path)
+                try:
+                    backend = rebuild(json.loads(text), config, REBUILT[kind])
+                except TokenizerError:
+                    raise
+                except Exception as e:  # bad JSON, a missing field, a vocabulary Rust refuses
+                    raise TokenizerError(f"cannot read {path}: {e!r}") from e
+            else:
+                try:
+                    backend = Backend.from_file(str(path))
+                except Exception as e:  # the Rust side raises a plain Exception
+                    raise TokenizerError(f"cannot read {path}: {e}") from e
         elif (folder / "vocab.txt").is_file():
             special = {k: _token_text(config.get(k, v)) for k, v in SPECIAL_TOKENS.items()}
             backend = bert_wordpiece(
@@ -172,8 +401,23 @@ class Tokenizer:
                 tokenize_chinese_chars=config.get("tokenize_chinese_chars", True),
                 special_tokens=special,
             )
+        elif (
+            kind == "RobertaTokenizer"
+            and (folder / "vocab.json").is_file()
+            and (folder / "merges.txt").is_file()
+        ):
+            vocab = _read_json(folder / "vocab.json")
+            backend = roberta_bpe(vocab, read_merges(folder / "merges.txt"), config)
         else:
-            raise TokenizerError(f"{folder} has neither tokenizer.json nor vocab.txt")
+            spm = [name for name in SENTENCEPIECE_FILES if (folder / name).is_file()]
+            has = f" (only the SentencePiece model {spm[0]})" if spm else ""
+            raise TokenizerError(
+                f"{folder} has neither tokenizer.json nor vocab.txt, nor vocab.json + merges.txt"
+                f"{has}; add a tokenizer.json once with transformers: "
+                "AutoTokenizer.from_pretrained(folder).save_pretrained(folder)"
+            )
+        if kind is not None:
+            config.setdefault("tokenizer_class", kind)  # save() writes it, for transformers
         max_length = config.get("model_max_length", config.get("max_len"))
         if max_length is not None and int(max_length) >= _NO_LIMIT:
             max_length = None
@@ -266,6 +510,17 @@ class Tokenizer:
             config["model_max_length"] = self.model_max_length
         config.pop("max_len", None)
         (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
+
+
+def _unk_token_id(backend: Backend, config: dict[str, Any]) -> int | None:
+    """The unknown token's id, as transformers finds it: tokenizer_config.json's `unk_token`,
+    else the model's (a Unigram model states only its id)."""
+    unk = config.get("unk_token") or getattr(backend.model, "unk_token", None)
+    if unk:
+        return backend.token_to_id(_token_text(unk))
+    if isinstance(backend.model, Unigram):
+        return json.loads(backend.model.__getstate__()).get("unk_id")
+    return None
 
 
 def _token_text(token: str | dict[str, Any]) -> str:

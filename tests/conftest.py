@@ -17,6 +17,7 @@ from .helpers.checkpoints import (
     train_cased_wordpiece,
 )
 from .helpers.data import CONLL_DIR, conll_file
+from .helpers.tokenizers import train_byte_level_bpe, train_unigram
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,24 @@ def small_bert(tmp_path_factory, minilm) -> Path:
 @pytest.fixture(scope="session")
 def cased_tokenizer(tmp_path_factory, conll_dir) -> Path:
     return train_cased_wordpiece(tmp_path_factory.mktemp("cased_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    """RoBERTa byte-level BPE learnt from CoNLL train: tokenizer.json, vocab.json, merges.txt."""
+    return train_byte_level_bpe(tmp_path_factory.mktemp("bpe_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def unigram_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    """XLM-RoBERTa SentencePiece Unigram learnt from CoNLL train (converter-style tokenizer.json)."""
+    return train_unigram(tmp_path_factory.mktemp("unigram_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def camembert_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    """CamemBERT SentencePiece Unigram (its "NOTUSED" special tokens) learnt from CoNLL train."""
+    return train_unigram(tmp_path_factory.mktemp("camembert_tokenizer"), "CamembertTokenizer")
 
 
 @pytest.fixture(scope="session")

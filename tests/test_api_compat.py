@@ -87,12 +87,14 @@ def test_tasks_other_than_ner_and_the_model_twice_are_refused(ner_model_dir):
     max_length=st.sampled_from([None, 8, 12]),
     batch_size=st.integers(1, 4),
     max_batch_tokens=st.sampled_from([16, 64, 16384]),
+    grouping=st.sampled_from([None, "transformers", "word_ids"]),
 )
 def test_call_time_options_equal_a_pipeline_made_with_them(
-    ner, ner_model_dir, strategy, ignore, stride, max_length, batch_size, max_batch_tokens
+    ner, ner_model_dir, strategy, ignore, stride, max_length, batch_size, max_batch_tokens, grouping
 ):
     overrides = {
         "aggregation_strategy": strategy, "ignore_labels": ignore, "stride": stride,
+        "word_grouping": grouping,
         "max_length": max_length, "batch_size": batch_size, "max_batch_tokens": max_batch_tokens,
     }  # fmt: skip
     assert set(overrides) == set(CALL_OPTIONS)

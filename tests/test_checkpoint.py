@@ -88,8 +88,19 @@ def test_missing_and_unexpected_keys_are_named(ckpt) -> None:
 
 def test_unknown_model_type(ckpt) -> None:
     config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps(config | {"model_type": "gpt2"}))
+    families = "distilbert, bert, roberta, xlm-roberta, camembert, electra"
+    with pytest.raises(ConfigError, match=f"model_type 'gpt2'.*{families}"):
+        load_model(ckpt)
+
+
+def test_family_that_does_not_fit_the_weights(ckpt) -> None:
+    """A config that names another family than the weights are: every tensor reported."""
+    config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps(config | {"model_type": "roberta"}))
-    with pytest.raises(ConfigError, match="model_type 'roberta'.*distilbert and bert"):
+    with pytest.raises(
+        CheckpointError, match="does not fit the roberta model.*missing.*unexpected"
+    ):
         load_model(ckpt)
 
 

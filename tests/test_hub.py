@@ -116,3 +116,24 @@ def test_not_a_folder_nor_an_id(tmp_path) -> None:
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ModelNotFoundError, match="is a file"):
         load_model(tmp_path / "file.txt")
+
+
+def test_roberta_with_vocab_json_and_merges_by_id_offline(tmp_path, bpe_tokenizer) -> None:
+    """A RoBERTa NER model as older hub repos ship it (no tokenizer.json, no tokenizer_config:
+    config.json's model_type names the tokenizer), labelled by hub id from the cache."""
+    folder = make_reference_checkpoint(tmp_path / "m", "roberta", tokenizer_from=bpe_tokenizer)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    add_snapshot(tmp_path / "hub", "Jean-Baptiste/roberta-ner", folder, "3" * 40, ["main"])
+    result = run_offline(
+        """
+        import minibert_ner
+        ner = minibert_ner.pipeline("Jean-Baptiste/roberta-ner", ignore_labels=[])
+        tokens = ner.tokenizer.encode("Berlin and Paris").tokens
+        assert tokens[0] == "<s>" and tokens[-1] == "</s>" and "Ġand" in tokens, tokens
+        print("OK", ner.window_size, ner.model.config.model_type, len(ner("Berlin and Paris")))
+        """,
+        tmp_path / "hub",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK 512 roberta" in result.stdout

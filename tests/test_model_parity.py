@@ -3,6 +3,8 @@ all-MiniLM-L6-v2 weights. The measured max |diff| is printed (run with -s to see
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from minibert_ner import Tokenizer, load_model, save_model
 from .helpers.checkpoints import (
     BERT_NER_LABELS,
     DISTILBERT_NER_LABELS,
+    FAMILIES,
     load_reference,
     make_reference_checkpoint,
 )
@@ -19,9 +22,11 @@ TOL = 1e-4
 
 
 def padded_batch(
-    vocab_size: int, lengths: list[int], seed: int = 0
+    vocab_size: int, lengths: list[int], seed: int = 0, pad_id: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random ids, padded to the longest length; the mask marks the real tokens."""
+    """Random ids, padded with `pad_id` to the longest length; the mask marks the real tokens.
+    The first row's fourth token is `pad_id` too, attended: the RoBERTa family does not count
+    it as a position."""
     g = torch.Generator().manual_seed(seed)
     T = max(lengths)
     ids = torch.randint(
@@ -30,7 +35,8 @@ def padded_batch(
     mask = torch.zeros(len(lengths), T, dtype=torch.long)
     for i, n in enumerate(lengths):
         mask[i, :n] = 1
-    return ids.masked_fill(mask == 0, 0), mask
+    ids[0, 3] = pad_id
+    return ids.masked_fill(mask == 0, pad_id), mask
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
@@ -54,10 +60,30 @@ CASES = [
     ("bert-base-shape", "bert", "published", BERT_NER_LABELS, {}),
     ("bert-small", "bert", "small", BERT_NER_LABELS, {}),
     ("bert-small-relu", "bert", "small", BERT_NER_LABELS, {"hidden_act": "relu"}),
+    # roberta-base's shape: 768 wide, 12 layers, 50265 tokens, 514 positions
+    pytest.param(
+        ("roberta-base-shape", "roberta", "published", BERT_NER_LABELS, {}),
+        marks=pytest.mark.slow,
+        id="roberta-base-shape",
+    ),
+    ("roberta-small", "roberta", "small", DISTILBERT_NER_LABELS, {}),
+    ("xlm-roberta-small", "xlm-roberta", "small", BERT_NER_LABELS, {}),
+    ("camembert-small", "camembert", "small", DISTILBERT_NER_LABELS, {}),
+    # transformers' own defaults: 512 rows, two token types, <pad> = 1, eps 1e-12
+    (
+        "roberta-class-defaults",
+        "roberta",
+        "small",
+        BERT_NER_LABELS,
+        {"max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12},
+    ),
+    ("roberta-pad-0", "roberta", "small", BERT_NER_LABELS, {"pad_token_id": 0}),
+    ("electra-small-projected", "electra", "small", DISTILBERT_NER_LABELS, {}),
+    ("electra-small-same-width", "electra", "small", BERT_NER_LABELS, {"embedding_size": 64}),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
 def test_parity_with_transformers(case, tmp_path) -> None:
     name, model_type, size, labels, overrides = case
     folder = make_reference_checkpoint(tmp_path, model_type, labels=labels, size=size, **overrides)
@@ -65,7 +91,9 @@ def test_parity_with_transformers(case, tmp_path) -> None:
     ours = load_model(folder)
     assert ours.id2label == dict(enumerate(labels))
 
-    ids, mask = padded_batch(ours.config.vocab_size, [37, 5, 20, 1 + 2])
+    ids, mask = padded_batch(
+        ours.config.vocab_size, [37, 5, 20, 1 + 2], pad_id=ours.config.pad_token_id
+    )
     with torch.inference_mode():
         r = ref(
             input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
@@ -169,3 +197,46 @@ def test_too_long_input_is_a_clear_error(tmp_path) -> None:
     model = load_model(folder)
     with pytest.raises(ValueError, match="only 512 positions"):
         model(torch.ones(1, 513, dtype=torch.long))
+
+
+NEW_FAMILIES = ["roberta", "xlm-roberta", "camembert", "electra"]
+
+
+@pytest.mark.parametrize("model_type", NEW_FAMILIES)
+def test_family_loads_both_ways_and_base_models_get_a_fresh_head(model_type, tmp_path) -> None:
+    """Each family: our save loads in transformers (same class, same logits) and back in ours;
+    a base checkpoint (no head, no prefix: what `XxxModel.save_pretrained` writes) loads with a
+    fresh head, its encoder equal to transformers'; the position table's usable length is the
+    window length (RoBERTa family: 514 rows, 512 positions)."""
+    transformers = pytest.importorskip("transformers")
+    folder = make_reference_checkpoint(tmp_path / "src", model_type, labels=BERT_NER_LABELS)
+    ours = load_model(folder)
+    save_model(ours, tmp_path / "out")
+    ref = load_reference(tmp_path / "out")
+    again = load_model(tmp_path / "out")
+    assert type(ref).__name__ == ours.config.family.architecture
+    assert dataclasses.replace(again.config, extra={}) == dataclasses.replace(ours.config, extra={})
+    ids, mask = padded_batch(ours.config.vocab_size, [12, 7], pad_id=ours.config.pad_token_id)
+    with torch.inference_mode():
+        a = ours(ids, mask).logits
+        b = again(ids, mask).logits
+        c = ref(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(a, b) and max_diff(a, c, mask) <= TOL
+
+    base = getattr(transformers, FAMILIES[model_type].base_class).from_pretrained(folder).eval()
+    base.save_pretrained(tmp_path / "base")
+    with pytest.raises(Exception, match="is a base model: it has no NER head"):
+        load_model(tmp_path / "base")
+    fresh = load_model(tmp_path / "base", id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
+    assert fresh.classifier.weight.shape == (9, ours.config.hidden_size)
+    with torch.inference_mode():
+        r = base(input_ids=ids, attention_mask=mask).last_hidden_state
+        o = fresh(ids, mask, output_hidden_states=True).hidden_states[-1]
+    assert max_diff(r, o, mask) <= TOL
+
+    expected = 512 if model_type == "electra" else 514 - 2
+    assert ours.config.max_positions == expected
+    with torch.inference_mode():
+        ours(torch.full((1, expected), 5))
+    with pytest.raises(ValueError, match=f"only {expected} positions"):
+        ours(torch.full((1, expected + 1), 5))

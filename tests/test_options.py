@@ -22,6 +22,7 @@ FIELDS = [f.name for f in dataclasses.fields(PipelineOptions)]
 CHANGED = {
     "aggregation_strategy": (["--aggregation", "FIRST"], "first"),
     "ignore_labels": (["--ignore-labels", "O,MISC"], ("O", "MISC")),
+    "word_grouping": (["--word-grouping", "word_ids"], "word_ids"),
     "stride": (["--stride", "64"], 64),
     "max_length": (["--max-length", "128"], 128),
     "dtype": (["--dtype", "bfloat16"], "bfloat16"),
@@ -67,6 +68,10 @@ def test_bad_values_and_names_are_refused_when_made():
         "dtype": ("float8", "unknown dtype 'float8'"),
         "quantize": ("int4", "unknown quantize='int4'"),
         "compile": ("yes", "compile must be True or False"),
+        "word_grouping": (
+            "spaces",
+            "unknown word_grouping .spaces.; choose one of transformers, word_ids",
+        ),
     }
     for name, (value, message) in cases.items():
         with pytest.raises(InputError, match=message):

@@ -16,7 +16,7 @@ from minibert_ner.inference.aggregation import STRATEGIES
 from minibert_ner.inference.windows import plan_windows
 
 from .helpers.assertions import assert_same_entities
-from .helpers.checkpoints import DISTILBERT_NER_LABELS
+from .helpers.checkpoints import DISTILBERT_NER_LABELS, make_ner_checkpoint
 from .helpers.data import conll_sentences
 from .test_pipeline_parity import reference_entities, reference_pipeline
 
@@ -194,3 +194,33 @@ def test_text_that_fits_one_window_is_run_as_short_text(ner_model_dir) -> None:
     cut = theirs(longer, aggregation_strategy="none", ignore_labels=[])
     assert len(got) == 511 and len(cut) == 510
     assert got[-1]["end"] == len(longer)
+
+
+def test_roberta_windows_come_from_usable_positions_and_the_template(tmp_path, bpe_tokenizer):
+    """A RoBERTa model with 66 position rows has 64 usable positions (its ids start at
+    pad_token_id + 1 = 2): windows are 64 tokens, <s> and </s> included, whatever the tokenizer
+    allows (512); each window is the text's tokens between the template's own special tokens,
+    and each token's result is the one window's with the most context."""
+    folder = make_ner_checkpoint(
+        tmp_path, "roberta", tokenizer_from=bpe_tokenizer, max_position_embeddings=66
+    )
+    ner = minibert_ner.pipeline(folder, stride=10)
+    assert ner.model.config.max_positions == 64 and ner.tokenizer.model_max_length == 512
+    assert ner.window_size == 64
+    text, _ = long_document(300)
+    ids = ner.tokenizer.encode(text).ids
+    cls, sep = ner.tokenizer.backend.token_to_id("<s>"), ner.tokenizer.backend.token_to_id("</s>")
+    assert ids[0] == cls and ids[-1] == sep and cls != sep
+    n = len(ids) - 2
+    windows = plan_windows(n, 62, 10)
+    assert len(windows) > 5
+    got = ner(text, aggregation_strategy="none", ignore_labels=[])
+    assert [t["index"] for t in got] == list(range(1, n + 1))
+    with torch.inference_mode():
+        for w in windows:
+            row = torch.tensor([[cls] + ids[1 + w.start : 1 + w.end] + [sep]])
+            probs = ner.model(row).logits[0, 1:-1].softmax(-1)
+            for token in range(w.keep_start, w.keep_end):
+                p = probs[token - w.start]
+                assert got[token]["entity"] == ner.model.id2label[p.argmax().item()]
+                assert abs(got[token]["score"] - p.max().item()) < 1e-5

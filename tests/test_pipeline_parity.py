@@ -2,7 +2,8 @@
 
 Checkpoints are made and saved by transformers (random weights, or all-MiniLM-L6-v2's real ones;
 heads calibrated so that about half the tokens are "O"), in both published label orders. Both
-pipelines run them over CoNLL test sentences joined three to a text (330 for the small models,
+pipelines run them over CoNLL test sentences joined three to a text (330 for the small
+DistilBERT and BERT models, 90 for the small RoBERTa, XLM-RoBERTa, CamemBERT and ELECTRA ones,
 150 for the published shape, 60 for MiniLM's real weights) plus hard Unicode texts, with all
 five aggregation strategies: the same entities, labels, spans and `word` strings, scores within
 1e-4. The number of texts and entities compared is printed (run with -s to see it).
@@ -91,24 +92,39 @@ CASES = [
     ("distilbert-small-cased", "distilbert", "small", DISTILBERT_NER_LABELS, "cased", 330),
     ("bert-small-cased", "bert", "small", BERT_NER_LABELS, "cased", 330),
     ("minilm-real-weights-uncased", "minilm", "published", BERT_NER_LABELS, "uncased", 60),
+    # The other families, with tokenizers learnt from CoNLL train: no "##" prefix, so the
+    # pipeline's rule "a sub-word has no space before it" decides what a word is.
+    ("roberta-small-bpe", "roberta", "small", DISTILBERT_NER_LABELS, "bpe", 90),
+    ("xlm-roberta-small-unigram", "xlm-roberta", "small", BERT_NER_LABELS, "unigram", 90),
+    ("camembert-small-unigram", "camembert", "small", DISTILBERT_NER_LABELS, "camembert", 90),
+    ("electra-small-cased", "electra", "small", BERT_NER_LABELS, "cased", 90),
     # The dslim/distilbert-NER shape (768 wide, 6 layers, vocabulary 28996), once: slow on CPU.
     pytest.param(PUBLISHED_SHAPE, marks=pytest.mark.slow, id=PUBLISHED_SHAPE[0]),
 ]
 
 
-def build(case, folder, cased_tokenizer):
-    _, model_type, size, labels, _, _ = case
+TOKENIZER_FIXTURES = {
+    "cased": "cased_tokenizer",
+    "bpe": "bpe_tokenizer",
+    "unigram": "unigram_tokenizer",
+    "camembert": "camembert_tokenizer",
+}
+
+
+def build(case, folder, request):
+    _, model_type, size, labels, tokenizer, _ = case
     if model_type == "minilm":
         return make_minilm_ner_checkpoint(folder, labels)
+    tokenizer_folder = request.getfixturevalue(TOKENIZER_FIXTURES[tokenizer])
     return make_ner_checkpoint(
-        folder, model_type, tokenizer_from=cased_tokenizer, labels=labels, size=size
+        folder, model_type, tokenizer_from=tokenizer_folder, labels=labels, size=size
     )
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
-def test_entities_match_transformers(case, tmp_path, cased_tokenizer) -> None:
+def test_entities_match_transformers(case, tmp_path, request) -> None:
     name, n_sentences = case[0], case[-1]
-    folder = build(case, tmp_path / "model", cased_tokenizer)
+    folder = build(case, tmp_path / "model", request)
     texts = parity_texts(n_sentences)
     ours = minibert_ner.pipeline(folder)
     assert ours.window_size == 512

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from minibert_ner import Tokenizer, TokenizerError
+from minibert_ner.tokenizer import Template
 
 from .helpers.data import conll_sentences
 
@@ -45,12 +46,16 @@ def assert_same_as_transformers(folder: Path, inputs: list, pretokenized: bool =
     ref = transformers.AutoTokenizer.from_pretrained(folder)
     ours = Tokenizer.from_pretrained(folder)
     expected = ref(inputs, is_split_into_words=pretokenized, return_offsets_mapping=True)
-    got = ours.encode_batch(inputs)
+    got = ours.encode_batch(inputs, is_pretokenized=pretokenized)
     for i, enc in enumerate(got):
         assert enc.ids == expected["input_ids"][i], inputs[i]
         assert enc.offsets == [tuple(o) for o in expected["offset_mapping"][i]], inputs[i]
         assert enc.word_ids == expected.word_ids(i), inputs[i]
-        assert enc.tokens == ref.convert_ids_to_tokens(expected["input_ids"][i]), inputs[i]
+        # By id: a Unigram encoding names an unknown piece by its text, transformers "<unk>".
+        tokens = [ours.backend.id_to_token(t) for t in enc.ids]
+        assert tokens == ref.convert_ids_to_tokens(expected["input_ids"][i]), inputs[i]
+    assert ours.unk_token_id == ref.unk_token_id and ours.pad_token_id == ref.pad_token_id
+    assert ours.vocab_size == len(ref)
     return len(got)
 
 
@@ -163,3 +168,91 @@ def test_tokenizer_states_its_template(minilm, tmp_path):
     assert cases["none"].template == Template(0, 0)
     assert from_json.vocab_size == from_json.backend.get_vocab_size() == 30522
     assert from_json.unk_token_id == from_json.backend.token_to_id("[UNK]")
+
+
+# --- the RoBERTa family: byte-level BPE and SentencePiece Unigram ---------------------------
+
+EDGE_TEXTS = ["a  b   c", " leading space", "trailing space ", "x\u3000y", "<mask> and <s> x</s>"]
+PRE_SPLIT = conll_sentences("test", limit=60) + [["Crème", "brûlée", "😀"], ["", "a"], [" ", "b"]]
+
+
+def family_folder(case: str, tmp_path: Path, request) -> Path:
+    """A tokenizer folder as the family's checkpoints ship it (see FAMILY_CASES)."""
+    source = {"roberta": "bpe_tokenizer", "xlm-roberta": "unigram_tokenizer",
+              "camembert": "camembert_tokenizer"}[case.split(":")[0]]  # fmt: skip
+    folder = tmp_path / "tok"
+    shutil.copytree(request.getfixturevalue(source), folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    if case == "roberta:vocab.json+merges.txt":
+        (folder / "tokenizer.json").unlink()
+    elif case == "roberta:add_prefix_space":
+        config["add_prefix_space"] = True
+    elif case == "roberta:model_type-only":  # no tokenizer_config.json: config.json decides
+        (folder / "tokenizer_config.json").unlink()
+        (folder / "config.json").write_text(json.dumps({"model_type": "roberta"}))
+        return folder
+    elif case == "xlm-roberta:no-prefix-space":
+        config["add_prefix_space"] = False
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+FAMILY_CASES = [
+    "roberta:tokenizer.json",
+    "roberta:vocab.json+merges.txt",
+    "roberta:add_prefix_space",
+    "roberta:model_type-only",
+    "xlm-roberta:tokenizer.json",
+    "xlm-roberta:no-prefix-space",
+    "camembert:tokenizer.json",
+]
+
+
+@pytest.mark.parametrize("case", FAMILY_CASES)
+def test_roberta_family_tokenizers_match_transformers(case, tmp_path, request) -> None:
+    """ids, offsets, word ids, tokens, unknown and padding ids equal transformers' on CoNLL text,
+    hard Unicode and pre-split words; decoding tokens too; saved, it loads the same in
+    transformers."""
+    folder = family_folder(case, tmp_path, request)
+    all_texts = texts() + EDGE_TEXTS
+    assert assert_same_as_transformers(folder, all_texts) == len(all_texts)
+    assert_same_as_transformers(folder, PRE_SPLIT, pretokenized=True)
+    transformers = pytest.importorskip("transformers")
+    ref = transformers.AutoTokenizer.from_pretrained(folder)
+    ours = Tokenizer.from_pretrained(folder)
+    assert ours.template == Template(1, 1)
+    assert ours.model_max_length == (None if case == "roberta:model_type-only" else 512)
+    assert not ours.subword_prefix  # the pipeline's space rule applies (aggregation rule 1)
+    for text in all_texts[:40] + HARD_TEXTS:
+        tokens = ours.encode(text).tokens[1:-1]
+        assert ours.tokens_to_string(tokens) == ref.convert_tokens_to_string(tokens), text
+    ours.save(tmp_path / "saved")
+    assert_same_as_transformers(tmp_path / "saved", all_texts[:50] + HARD_TEXTS + EDGE_TEXTS)
+
+
+def test_sentencepiece_model_only_is_a_clear_error(tmp_path) -> None:
+    folder = tmp_path / "xlmr"
+    folder.mkdir()
+    (folder / "sentencepiece.bpe.model").write_bytes(b"\x0a\x00")
+    (folder / "config.json").write_text(json.dumps({"model_type": "xlm-roberta"}))
+    with pytest.raises(
+        TokenizerError, match="only the SentencePiece model sentencepiece.bpe.model"
+    ):
+        Tokenizer.from_pretrained(folder)
+    with pytest.raises(TokenizerError, match=r"save_pretrained\(folder\)"):
+        Tokenizer.from_pretrained(folder)
+
+
+def test_tokenizer_files_that_do_not_belong_together(bpe_tokenizer, tmp_path) -> None:
+    folder = tmp_path / "tok"
+    shutil.copytree(bpe_tokenizer, folder)
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
+    )
+    with pytest.raises(
+        TokenizerError, match="holds a BPE model, but its tokenizer class expects Unigram"
+    ):
+        Tokenizer.from_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text("[1]")
+    with pytest.raises(TokenizerError, match="does not hold a JSON object"):
+        Tokenizer.from_pretrained(folder)

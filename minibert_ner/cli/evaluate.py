@@ -3,7 +3,7 @@
 Entity-level precision, recall and F1 per type and overall (micro), and token accuracy, equal to
 seqeval's default mode, on CoNLL data in IOB1 or IOB2. Words are labelled by the NER pipeline
 (first-subword rule). Prints a table, or the report as JSON (--format json); -o writes it to a
-file. A warning on stderr says when the model and the data share no entity type.
+file; --json also writes the JSON report to a file beside the table. A warning on stderr says when the model and the data share no entity type.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the report to this file (default: stdout)",
     )
+    parser.add_argument(
+        "--json",
+        metavar="REPORT.json",
+        help="also write the report as JSON to this file, beside the output (default: none)",
+    )
     model = parser.add_argument_group("model (options as in the label command)")
     add_model_argument(model)
     add_pipeline_arguments(model, WORD_FIELDS)  # words, not entities: no aggregation flags
@@ -49,14 +54,17 @@ def run(args: argparse.Namespace) -> int:
     from .label import output_file
 
     sentences = read_conll(args.data)
-    with output_file(args.output) as out:  # checked before the model loads
+    # Both outputs are checked before the model loads, and written whole or not at all.
+    with output_file(args.output) as out, output_file(args.json, "--json") as json_file:
         ner = pipeline(args.model, options=pipeline_options(args))
         with Progress(total=len(sentences), unit="sentences") as bar:
             report = evaluate_pipeline(
                 ner, sentences, progress=lambda n: bar.update(count=n, amount=n)
             )
+        record = {"model": str(args.model), "data": str(args.data), **report.to_dict()}
+        if args.json is not None:
+            json_file.write(json.dumps(record, indent=2) + "\n")
         if args.format == "json":
-            record = {"model": str(args.model), "data": str(args.data), **report.to_dict()}
             out.write(json.dumps(record, indent=2) + "\n")
         else:
             out.write(

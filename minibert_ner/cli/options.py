@@ -24,6 +24,7 @@ from ..inference.options import (
     DTYPES,
     QUANTIZATIONS,
     STRATEGIES,
+    WORD_GROUPINGS,
     PipelineOptions,
 )
 
@@ -98,6 +99,14 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "help": "entity groups to leave out, comma-separated; '' for none (default: O)",
         },
     ),
+    "word_grouping": (
+        ("--word-grouping",),
+        {
+            "choices": WORD_GROUPINGS,
+            "help": "what a word is: transformers' rule (default) or the tokenizer's word ids, "
+            "with each entity's word the text itself",
+        },
+    ),  # fmt: skip
     "stride": (
         ("--stride",),
         {
@@ -151,7 +160,7 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
 }
 # The fields that make entities out of token labels: not for commands that label words.
-ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels")
+ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels", "word_grouping")
 # The fields for commands that label words, not entities (evaluate).
 WORD_FIELDS = tuple(
     f.name for f in dataclasses.fields(PipelineOptions) if f.name not in ENTITY_FIELDS

@@ -59,21 +59,21 @@ def silence_stdout() -> None:
 
 
 @contextmanager
-def output_file(path: str | None) -> Iterator[TextIO]:
-    """Standard output, or the file `path` written under a temporary name and renamed into
-    place once complete: after a failure or Ctrl-C it is absent, never cut short."""
+def output_file(path: str | None, flag: str = "--output") -> Iterator[TextIO]:
+    """Standard output, or the file `path` (given as `flag`) written under a temporary name and
+    renamed into place once complete: after a failure or Ctrl-C it is absent, never cut short."""
     if path is None:
         yield sys.stdout
         return
     target = Path(path)
     if target.is_dir():
-        raise InputError(f"--output {path} is a folder; give a file name")
+        raise InputError(f"{flag} {path} is a folder; give a file name")
     tmp = temporary_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         stream = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as e:
-        raise InputError(f"cannot write --output {path}: {e.strerror or e}") from e
+        raise InputError(f"cannot write {flag} {path}: {e.strerror or e}") from e
     try:
         try:
             yield stream

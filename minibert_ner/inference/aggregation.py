@@ -26,6 +26,19 @@ checked against it by `tests/test_pipeline_parity.py`. Each lives in one functio
    `none` tokens whose full label (`B-PER`) is listed. `O` groups are built like any other and
    removed afterwards, which is why an `O` between two `I-PER` tokens splits them.
 
+Rule 1's heuristic for tokenizers without "##" (RoBERTa, XLM-RoBERTa, CamemBERT) is the spec and
+the default, with its quirks: a newline or a tab is not a space, so "Berlin\nParis" is one word;
+a lone "Ġ" token (the second of two spaces) is a word of its own, whose entity can have the
+`word` " " and an empty span; every RoBERTa `word` but the text's first starts with a space
+(" Merkel"). `word_grouping="word_ids"` is the documented way out:
+
+5. Word ids (`word_grouping="word_ids"`, not transformers' behaviour). A token continues the
+   previous token's word when the tokenizer put them in the same word (`Encoding.word_ids`:
+   its pre-tokenizer's split, or the caller's words when the input is pre-split); a token's span
+   is trimmed of whitespace, and a token that covers no text but whitespace is dropped (it has
+   nothing to label). Every `word` is then the text itself, `text[start:end]`, for every
+   strategy: no entity is empty, whitespace-only, or glued across a space.
+
 Scores are plain Python floats (transformers returns numpy.float32, which JSON cannot write).
 """
 
@@ -38,10 +51,12 @@ from typing import Literal, TypedDict, get_args, get_type_hints
 
 __all__ = [
     "STRATEGIES",
+    "WORD_GROUPINGS",
     "Entity",
     "LabelScheme",
     "Strategy",
     "TokenEntity",
+    "WordGrouping",
     "aggregate",
     "entity_fields",
     "gather_tokens",
@@ -50,6 +65,9 @@ __all__ = [
 Strategy = Literal["none", "simple", "first", "average", "max"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 WORD_STRATEGIES = ("first", "average", "max")
+# What a word is: "transformers" (rule 1, the reference's) or "word_ids" (rule 5).
+WordGrouping = Literal["transformers", "word_ids"]
+WORD_GROUPINGS: tuple[WordGrouping, ...] = get_args(WordGrouping)
 
 
 class Entity(TypedDict):
@@ -107,6 +125,8 @@ class LabelScheme:
 class TokenPredictions:
     """One text's tokens (special tokens removed) and what the model predicted for each."""
 
+    text: str  # what the offsets index
+    verbatim: bool  # words are text[start:end] (rule 5), not decoded tokens
     tokens: list[str]  # token strings; [UNK] replaced by the text it stands for
     starts: list[int]  # character offsets into the text
     ends: list[int]
@@ -130,23 +150,39 @@ def gather_tokens(
     first_index: int,
     unk_id: int | None,
     subword_prefix: str | None,
+    word_ids: Sequence[int | None] | None = None,
 ) -> TokenPredictions:
-    """Rule 1: drop special tokens, mark sub-words, give [UNK] its text.
+    """Rule 1: drop special tokens, mark sub-words, give [UNK] its text (rule 5 instead when
+    the tokenizer's `word_ids` are given).
 
     All sequences are aligned, one item per token of the text (the template's [CLS]/[SEP] left
     out); `first_index` is the model-input position of the first of them.
     """
-    out = TokenPredictions([], [], [], [], [], [], [], [] if probs is not None else None)
+    verbatim = word_ids is not None
+    out = TokenPredictions(
+        text, verbatim, [], [], [], [], [], [], [], [] if probs is not None else None
+    )
+    previous_word: int | None = None
     for i, (token, (start, end), is_special, token_id) in enumerate(
         zip(tokens, offsets, special, ids, strict=True)
     ):
         if is_special:
             continue
-        if subword_prefix:
+        if word_ids is not None:  # rule 5
+            span = text[start:end]
+            start, end = start + len(span) - len(span.lstrip()), start + len(span.rstrip())
+            if start >= end:
+                continue  # only whitespace (a lone "▁"): nothing to label
+            word = word_ids[i]
+            subword = word is not None and word == previous_word
+            previous_word = word
+            if token_id == unk_id:
+                token = text[start:end]
+        elif subword_prefix:
             subword = len(token) != end - start
         else:  # transformers' fallback for tokenizers that do not mark sub-words
             subword = start > 0 and " " not in text[start - 1 : start + 1]
-        if token_id == unk_id:
+        if word_ids is None and token_id == unk_id:
             token, subword = text[start:end], False
         out.tokens.append(token)
         out.starts.append(start)
@@ -205,8 +241,8 @@ def group_units(
     """Rules 3 and 4: adjacent units with the same tag become one entity; ignored ones go.
 
     A unit's string is its token (`words_are_tokens`) or its decoded tokens; a group's `word`
-    decodes its units' strings again, exactly as transformers does. Strings are only built for
-    groups that are kept.
+    decodes its units' strings again, exactly as transformers does (rule 5: the text it spans).
+    Strings are only built for groups that are kept.
     """
     labels, tags, begins = units.labels, scheme.tags, scheme.begins
     n = len(labels)
@@ -218,17 +254,20 @@ def group_units(
         name = scheme.groups[labels[first]]
         if name not in ignore_labels:
             spans = units.spans[first:u]
-            if words_are_tokens:
-                strings = [p.tokens[s] for s, _ in spans]
+            start, end = p.starts[spans[0][0]], p.ends[spans[-1][1] - 1]
+            if p.verbatim:
+                word = p.text[start:end]
+            elif words_are_tokens:
+                word = decode([p.tokens[s] for s, _ in spans])
             else:
-                strings = [decode(p.tokens[s:e]) for s, e in spans]
+                word = decode([decode(p.tokens[s:e]) for s, e in spans])
             entities.append(
                 {
                     "entity_group": name,
                     "score": sum(units.scores[first:u]) / (u - first),
-                    "word": decode(strings),
-                    "start": p.starts[spans[0][0]],
-                    "end": p.ends[spans[-1][1] - 1],
+                    "word": word,
+                    "start": start,
+                    "end": end,
                 }
             )
         first = u
@@ -249,7 +288,7 @@ def aggregate(
                 "entity": scheme.names[label],
                 "score": score,
                 "index": index,
-                "word": word,
+                "word": p.text[start:end] if p.verbatim else word,
                 "start": start,
                 "end": end,
             }  # fmt: skip

@@ -17,17 +17,19 @@ from typing import Any, Literal, get_args
 
 from ..config import DTYPE_NAMES
 from ..errors import InputError
-from .aggregation import STRATEGIES, Strategy
+from .aggregation import STRATEGIES, WORD_GROUPINGS, Strategy, WordGrouping
 
 __all__ = [
     "DEFAULT_MODEL",
     "DTYPES",
     "QUANTIZATIONS",
     "STRATEGIES",
+    "WORD_GROUPINGS",
     "DType",
     "PipelineOptions",
     "Quantization",
     "Strategy",
+    "WordGrouping",
     "canonical_device",
 ]
 
@@ -70,6 +72,9 @@ class PipelineOptions:
     # --- what the output is
     aggregation_strategy: Strategy = "simple"  # how token labels become entities (aggregation.py)
     ignore_labels: tuple[str, ...] = ("O",)  # entity groups (tokens, with "none") to leave out
+    # What a word is: "transformers", its pipeline's rule (the default, the spec), or
+    # "word_ids", the tokenizer's own words with `word` = text[start:end] (aggregation.py rule 5)
+    word_grouping: WordGrouping = "transformers"
     stride: int = 128  # tokens that neighbouring windows over long text share, at least
     max_length: int | None = None  # tokens per window with special tokens; None: the model's
     dtype: DType | None = None  # the weights' dtype; None: float32
@@ -91,6 +96,11 @@ class PipelineOptions:
             raise InputError(
                 f"unknown aggregation_strategy {self.aggregation_strategy!r}; choose one of "
                 f"{', '.join(STRATEGIES)}"
+            )
+        if self.word_grouping not in WORD_GROUPINGS:
+            raise InputError(
+                f"unknown word_grouping {self.word_grouping!r}; choose one of "
+                f"{', '.join(WORD_GROUPINGS)}"
             )
         labels = self.ignore_labels
         if isinstance(labels, str):  # ignore_labels="O" would ignore the letter, not the label

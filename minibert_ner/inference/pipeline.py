@@ -43,8 +43,8 @@ __all__ = ["CALL_OPTIONS", "TASKS", "NERPipeline", "pipeline", "resolve_device"]
 # The options a call may change, as transformers' pipeline call takes them; the others decide
 # how the model loads or is compiled, and belong to `pipeline()`.
 CALL_OPTIONS = (
-    "aggregation_strategy", "ignore_labels", "stride", "max_length", "batch_size",
-    "max_batch_tokens",
+    "aggregation_strategy", "ignore_labels", "word_grouping", "stride", "max_length",
+    "batch_size", "max_batch_tokens",
 )  # fmt: skip
 RUNNER_OPTIONS = (
     "stride",
@@ -251,10 +251,11 @@ class NERPipeline:
         joined by single spaces.
 
         overrides: options for this call only, as transformers takes them: `aggregation_strategy`,
-        `ignore_labels`, `stride`, `max_length`, `batch_size`, `max_batch_tokens` (`CALL_OPTIONS`).
+        `ignore_labels`, `word_grouping`, `stride`, `max_length`, `batch_size`, `max_batch_tokens` (`CALL_OPTIONS`).
         """
         call, runner = self._call_options(overrides)
         strategy, ignore = call.aggregation_strategy, call.ignore_labels
+        by_word_ids = call.word_grouping == "word_ids"
         single, batch = as_batch(inputs, is_split_into_words)
         encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
         predictions = runner.run(encodings, "probs" if strategy == "average" else "scores")
@@ -271,6 +272,7 @@ class NERPipeline:
                 text, enc.tokens[P:end], offsets, enc.special_tokens_mask[P:end], enc.ids[P:end],
                 pred.labels, pred.scores, pred.probs,
                 first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
+                word_ids=enc.word_ids[P:end] if by_word_ids else None,
             )  # fmt: skip
             results.append(aggregate(tokens, strategy, self.scheme, ignore, tok.tokens_to_string))
         return results[0] if single else results

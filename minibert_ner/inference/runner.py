@@ -102,11 +102,12 @@ class WindowRunner:
 
     @property
     def window_size(self) -> int:
-        """Tokens per forward pass, special tokens included: the smallest of the model's position
-        table, the tokenizer's `model_max_length` and `max_length`. Read at every call, so that
-        an intervention that shortens the position table takes effect."""
+        """Tokens per forward pass, special tokens included: the smallest of the model's usable
+        positions (`config.max_positions`: RoBERTa's 514 rows hold 512), the tokenizer's
+        `model_max_length` and `max_length`. Read at every call, so that an intervention that
+        shortens the position table takes effect."""
         limits = (
-            self.model.config.max_position_embeddings,
+            self.model.config.max_positions,
             self.tokenizer_max_length,
             self.options.max_length,
         )

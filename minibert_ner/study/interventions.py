@@ -13,16 +13,17 @@ Hook points, by module name (`model.get_submodule(name)`; `{i}` is the block ind
 with each module's first positional input -> its output:
 
     embeddings                        input_ids (B, T) -> x (B, T, H), after LayerNorm
-    embeddings.word_embeddings        input_ids (B, T) -> (B, T, H)
-    embeddings.position_embeddings    positions (T,) -> (T, H)
-    embeddings.token_type_embeddings  token_type_ids (B, T) -> (B, T, H)          (BERT only)
-    embeddings.LayerNorm              word + [type] + position (B, T, H) -> (B, T, H)
+    embeddings.word_embeddings        input_ids (B, T) -> (B, T, E)   (E = H but for ELECTRA)
+    embeddings.position_embeddings    positions (T,) -> (T, E)   (RoBERTa family: (B, T) -> (B, T, E))
+    embeddings.token_type_embeddings  token_type_ids (B, T) -> (B, T, E)    (not DistilBERT)
+    embeddings.LayerNorm              word + [type] + position (B, T, E) -> (B, T, E)
+    embeddings.project                (B, T, E) -> (B, T, H)          (ELECTRA with E != H)
     layers.{i}                        x (B, T, H) -> (x (B, T, H), probs (B, nh, T, T) | None)
     layers.{i}.attention              x (B, T, H) -> (a (B, T, H), probs | None)
     layers.{i}.attention.query        x (B, T, H) -> (B, T, nh*hs), head h in columns h*hs:(h+1)*hs
     layers.{i}.attention.key, .value  likewise
     layers.{i}.attention.output       heads side by side (B, T, nh*hs) -> a (B, T, H)
-    layers.{i}.attention_dropout      a -> a                            (BERT, training only)
+    layers.{i}.attention_dropout      a -> a                  (not DistilBERT, training only)
     layers.{i}.attention_norm         x + a (B, T, H) -> (B, T, H)
     layers.{i}.ffn                    x (B, T, H) -> (B, T, H)
     layers.{i}.ffn.intermediate       x (B, T, H) -> (B, T, I)
@@ -297,22 +298,26 @@ def replace_activation(
 def cap_sequence_length(model: TokenClassifier, max_tokens: int) -> Intervention:
     """Let the model see at most `max_tokens` positions (special tokens included).
 
-    The position table is cut to its first `max_tokens` rows (sharing their storage) and
+    The position table is cut to the rows of its first `max_tokens` positions (sharing their
+    storage; the RoBERTa family's rows before its first position stay) and
     `config.max_position_embeddings` follows, so longer inputs are refused with the model's own
     error and the NER pipeline splits text into windows of that size: a way to study how much
     context each prediction needs.
     """
     table = model.embeddings.position_embeddings
-    n = table.num_embeddings
+    config = model.config
+    n = config.max_positions
     if not isinstance(max_tokens, int) or not 2 <= max_tokens <= n:
         raise InterventionError(
             f"max_tokens must be an integer from 2 ([CLS] + [SEP]) to the model's {n} positions, "
             f"got {max_tokens!r}"
         )
-    config = model.config
-    capped = nn.Embedding(max_tokens, table.embedding_dim, _weight=table.weight[:max_tokens])
+    rows = max_tokens + config.position_offset
+    capped = nn.Embedding(
+        rows, table.embedding_dim, padding_idx=table.padding_idx, _weight=table.weight[:rows]
+    )
     model.embeddings.position_embeddings = capped
-    model.config = dataclasses.replace(config, max_position_embeddings=max_tokens)
+    model.config = dataclasses.replace(config, max_position_embeddings=rows)
 
     def undo() -> None:
         model.embeddings.position_embeddings = table

@@ -50,8 +50,8 @@ class HeadSummary:
     layer: int
     head: int
     entropy: float  # bits; 0 = all on one token, log2(T) = uniform
-    to_cls: float  # share of attention on [CLS] (the first token)
-    to_sep: float  # share on [SEP] (the last token)
+    to_cls: float  # share of attention on the first token ([CLS], RoBERTa's <s>)
+    to_sep: float  # share on the last token ([SEP], RoBERTa's </s>)
     to_self: float  # share on the query token itself
     to_prev: float  # share on the token before
     to_next: float  # share on the token after
@@ -158,7 +158,8 @@ class Inspection:
         for layer, attn in enumerate(self.attentions):
             if attn is None:
                 rows.append([f"{layer}.*", "-", "", "", "", "", "", "(block skipped)"])
-        header = ["head", "entropy", "[CLS]", "[SEP]", "self", "prev", "next", "strongest link"]
+        first, last = self.tokens[0], self.tokens[-1]  # the template's: [CLS]/[SEP], <s>/</s>
+        header = ["head", "entropy", first, last, "self", "prev", "next", "strongest link"]
         return _table(header, rows)
 
     def render(self) -> str:
@@ -170,8 +171,9 @@ class Inspection:
                 "(emb = embeddings output, Li = output of block layers.i)\n" + self.label_table(),
                 "Hidden-state L2 norm at each layer\n" + self.norm_table(),
                 f"Attention per head (layer.head): entropy in bits (uniform = {uniform:.2f});\n"
-                "mean share of attention on [CLS], [SEP], the token itself, the previous and the "
-                "next token (these overlap at the ends)\n" + self.attention_table(),
+                f"mean share of attention on the first token ({self.tokens[0]}), the last "
+                f"({self.tokens[-1]}), the token itself, the previous and the next token (these "
+                "overlap at the ends)\n" + self.attention_table(),
             ]
         )
 
@@ -188,7 +190,7 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
     if not text.strip():
         raise InputError("the text is empty: give a sentence to inspect")
     encoding = tokenizer.encode(text)
-    limit = model.embeddings.position_embeddings.num_embeddings
+    limit = model.config.max_positions
     if len(encoding.ids) > limit:
         raise InputError(
             f"the text has {len(encoding.ids)} tokens but the model sees at most {limit} at once; "

@@ -243,7 +243,7 @@ def train(
     folder = resolve_folder(model_name, revision=revision, token=token, files=WEIGHT_FILES)
     model = load_for_training(folder, label_list(entity_types(train_sentences)), device, log)
     tokenizer = Tokenizer.from_pretrained(folder)
-    max_tokens = min(model.config.max_position_embeddings, tokenizer.model_max_length or 10**9)
+    max_tokens = min(model.config.max_positions, tokenizer.model_max_length or 10**9)
     examples = encode_sentences(tokenizer, train_sentences, model.config.label2id, max_tokens)
     lengths = [len(e.input_ids) for e in examples]
 

@@ -5,6 +5,7 @@ calibrated so that random models predict entities that start, continue and end."
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,61 @@ DISTILBERT_NER_LABELS = [
     "I-MISC",
 ]
 BERT_NER_LABELS = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+@dataclass(frozen=True)
+class TestFamily:
+    """How the tests build a family's checkpoints with transformers."""
+
+    config_class: str
+    model_class: str
+    small: dict  # a 64-wide, 2-layer model
+    published: dict  # the popular hub checkpoints' shape (base size)
+    fixed: dict = field(default_factory=dict)  # what the published configs set beyond dims
+    published_vocab_size: int = 28996
+    base_class: str = ""  # the base model (no head), for fresh-head training
+
+
+_BERT_SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "intermediate_size": 128}  # fmt: skip
+_BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+              "intermediate_size": 3072}  # fmt: skip
+# As roberta-base / xlm-roberta-base / camembert-base write it: 514 position rows, one token
+# type, LayerNorm eps 1e-5, <pad> = 1.
+_ROBERTA = {"max_position_embeddings": 514, "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}  # fmt: skip
+FAMILIES = {
+    "distilbert": TestFamily(
+        "DistilBertConfig", "DistilBertForTokenClassification",
+        {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128},
+        {"dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072},
+        base_class="DistilBertModel",
+    ),
+    "bert": TestFamily("BertConfig", "BertForTokenClassification", _BERT_SMALL, _BERT_BASE,
+                       base_class="BertModel"),
+    "roberta": TestFamily("RobertaConfig", "RobertaForTokenClassification", _BERT_SMALL,
+                          _BERT_BASE, _ROBERTA, 50265, "RobertaModel"),
+    "xlm-roberta": TestFamily("XLMRobertaConfig", "XLMRobertaForTokenClassification",
+                              _BERT_SMALL, _BERT_BASE, _ROBERTA, 250002, "XLMRobertaModel"),
+    "camembert": TestFamily("CamembertConfig", "CamembertForTokenClassification", _BERT_SMALL,
+                            _BERT_BASE, _ROBERTA, 32005, "CamembertModel"),
+    # google/electra-base-discriminator's shape; small: 32-wide embeddings projected to 64.
+    "electra": TestFamily(
+        "ElectraConfig", "ElectraForTokenClassification", _BERT_SMALL | {"embedding_size": 32},
+        _BERT_BASE | {"embedding_size": 768}, published_vocab_size=30522,
+        base_class="ElectraModel",
+    ),
+}  # fmt: skip
+
+
+def tokenizer_vocab_size(folder: Path) -> int:
+    """Tokens a tokenizer folder knows (vocab.txt lines, or tokenizer.json's vocabulary with its
+    added tokens)."""
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size()
+    return len((folder / "vocab.txt").read_text("utf-8").splitlines())
 
 
 def minilm_dir() -> Path:
@@ -52,44 +108,30 @@ def make_reference_checkpoint(
 ) -> Path:
     """Random-weight *ForTokenClassification checkpoint created and saved by `transformers`.
 
-    size="published" is the dslim shape (768 wide, 6 layers for DistilBERT / 12 for BERT);
-    "small" is a 64-wide, 2-layer model. `classifier_scale` multiplies the head's weights so that
-    random models predict varied labels. `tokenizer_from`: folder whose tokenizer files are copied
+    size="published" is the popular hub checkpoints' shape (768 wide, 6 layers for DistilBERT, 12
+    for the others, and their vocabulary size); "small" is a 64-wide, 2-layer model (ELECTRA's
+    embeddings 32 wide). `classifier_scale` multiplies the head's weights so that random models
+    predict varied labels. `tokenizer_from`: folder whose tokenizer files are copied
     in (the vocabulary size is then taken from it).
     """
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(seed)
     id2label = dict(enumerate(labels))
     common = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-    vocab_size = 28996
+    family = FAMILIES[model_type]
+    dims = family.published if size == "published" else family.small
+    vocab_size = family.published_vocab_size if size == "published" else 28996
     if tokenizer_from is not None:
-        vocab_size = len((tokenizer_from / "vocab.txt").read_text("utf-8").splitlines())
-    if model_type == "distilbert":
-        dims = {"dim": 768, "n_layers": 6, "n_heads": 12, "hidden_dim": 3072}
-        if size == "small":
-            dims = {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128}
-        config = transformers.DistilBertConfig(vocab_size=vocab_size, **dims, **common, **overrides)
-        model = transformers.DistilBertForTokenClassification(config)
-    else:
-        dims = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                "intermediate_size": 3072}  # fmt: skip
-        if size == "small":
-            dims = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                    "intermediate_size": 128}  # fmt: skip
-        config = transformers.BertConfig(vocab_size=vocab_size, **dims, **common, **overrides)
-        model = transformers.BertForTokenClassification(config)
+        vocab_size = tokenizer_vocab_size(tokenizer_from)
+    config_class = getattr(transformers, family.config_class)
+    settings = {"vocab_size": vocab_size} | family.fixed | dims | common | overrides
+    config = config_class(**settings)
+    model = getattr(transformers, family.model_class)(config)
     with torch.no_grad():
         model.classifier.weight.mul_(classifier_scale)
     model.save_pretrained(folder, safe_serialization=True)
     if tokenizer_from is not None:
-        for name in (
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "vocab.txt",
-            "special_tokens_map.json",
-        ):
-            if (tokenizer_from / name).is_file():
-                shutil.copy(tokenizer_from / name, folder / name)
+        copy_tokenizer(tokenizer_from, folder)
     return folder
 
 
@@ -116,8 +158,12 @@ CALIBRATION_TEXTS = [
 ]
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "merges.txt", "special_tokens_map.json")  # fmt: skip
+
+
 def copy_tokenizer(src: Path, dst: Path) -> None:
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+    for name in TOKENIZER_FILES:
         if (src / name).is_file():
             shutil.copy(src / name, dst / name)
 
