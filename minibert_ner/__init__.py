@@ -9,52 +9,72 @@ the pipeline), `training/` (CoNLL, metrics, fine-tuning), `study/` (model intern
     import minibert_ner
     ner = minibert_ner.pipeline("dslim/distilbert-NER")
     ner("My name is Wolfgang and I live in Berlin")
+
+The names below load on first use, so that `import minibert_ner` (and the command line's
+`--help`) does not pay for importing torch.
 """
 
-from .checkpoint import load_model, save_model
-from .config import ModelConfig
-from .deberta import DebertaTokenClassifier
-from .errors import (
-    BatchError,
-    CheckpointError,
-    ConfigError,
-    DataError,
-    InputError,
-    InterventionError,
-    JobError,
-    MiniBertError,
-    MissingExtraError,
-    ModelNotFoundError,
-    TokenizerError,
-)
-from .inference import Entity, NERPipeline, PipelineOptions, TokenEntity, pipeline
-from .model import TokenClassifier, TokenClassifierOutput
-from .tokenizer import Tokenizer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BatchError",
-    "Entity",
-    "CheckpointError",
-    "ConfigError",
-    "DataError",
-    "DebertaTokenClassifier",
-    "InputError",
-    "InterventionError",
-    "JobError",
-    "MiniBertError",
-    "MissingExtraError",
-    "ModelConfig",
-    "ModelNotFoundError",
-    "NERPipeline",
-    "PipelineOptions",
-    "TokenClassifier",
-    "TokenClassifierOutput",
-    "TokenEntity",
-    "Tokenizer",
-    "TokenizerError",
-    "load_model",
-    "pipeline",
-    "save_model",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "BatchError": "errors",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "InputError": "errors",
+    "InterventionError": "errors",
+    "JobError": "errors",
+    "MiniBertError": "errors",
+    "MiniBertWarning": "errors",
+    "MissingExtraError": "errors",
+    "ModelNotFoundError": "errors",
+    "TokenizerError": "errors",
+    "ModelConfig": "config",
+    "load_model": "checkpoint",
+    "save_model": "checkpoint",
+    "TokenClassifier": "model",
+    "TokenClassifierOutput": "model",
+    "DebertaTokenClassifier": "deberta",
+    "Tokenizer": "tokenizer",
+    "Entity": "inference.aggregation",
+    "TokenEntity": "inference.aggregation",
+    "PipelineOptions": "inference.options",
+    "NERPipeline": "inference.pipeline",
+    "pipeline": "inference.pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from .checkpoint import load_model, save_model
+    from .config import ModelConfig
+    from .deberta import DebertaTokenClassifier
+    from .errors import (
+        BatchError,
+        CheckpointError,
+        ConfigError,
+        DataError,
+        InputError,
+        InterventionError,
+        JobError,
+        MiniBertError,
+        MiniBertWarning,
+        MissingExtraError,
+        ModelNotFoundError,
+        TokenizerError,
+    )
+    from .inference.aggregation import Entity, TokenEntity
+    from .inference.options import PipelineOptions
+    from .inference.pipeline import NERPipeline, pipeline
+    from .model import TokenClassifier, TokenClassifierOutput
+    from .tokenizer import Tokenizer
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .config import ModelConfig
+from .config import DTYPE_NAMES, ModelConfig
 from .deberta import DebertaTokenClassifier
 from .errors import CheckpointError, InputError
 from .hub import WEIGHT_FILES, resolve_folder
@@ -156,8 +156,9 @@ def our_key(checkpoint_key: str, modules: dict[str, str], prefix: str) -> str | 
     return f"{modules[module]}.{param}" if module in modules else None
 
 
-def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
-    """All tensors of `model.safetensors`, or of the shards that `model.safetensors.index.json` lists."""
+def read_safetensors(folder: Path, names_only: bool = False) -> dict[str, torch.Tensor | None]:
+    """All tensors of `model.safetensors`, or of the shards that `model.safetensors.index.json`
+    lists; names_only: their names, each mapped to None (nothing is read)."""
     index = folder / "model.safetensors.index.json"
     if (folder / "model.safetensors").is_file():
         files = [folder / "model.safetensors"]
@@ -176,14 +177,14 @@ def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
     else:
         raise CheckpointError(f"{folder} holds no model.safetensors (nor a sharded index)")
 
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor | None] = {}
     for file in files:
         if not file.is_file():
             raise CheckpointError(f"weight file {file} is missing (listed in the shard index)")
         try:
             with safe_open(str(file), framework="pt") as f:
                 for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    tensors[key] = f.get_tensor(key)
+                    tensors[key] = None if names_only else f.get_tensor(key)
         except Exception as e:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(
                 f"{file} is not a readable safetensors file (truncated or corrupt?): {e}"
@@ -248,17 +249,12 @@ def state_dict_from_checkpoint(
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """torch.float32 or its name ("float32", "bfloat16", "bf16", "float16", "fp16")."""
+    """torch.float32 or one of its names in `config.DTYPE_NAMES` ("float32", "bf16", "half", ...)."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    names = {
-        "float32": torch.float32, "fp32": torch.float32,
-        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    }  # fmt: skip
-    if dtype not in names:
-        raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
-    return names[dtype]
+    if dtype not in DTYPE_NAMES:
+        raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, DTYPE_NAMES[dtype])
 
 
 def load_model(
@@ -297,8 +293,9 @@ def load_model(
         config = dataclasses.replace(config, id2label=id2label)  # validated again
     elif not head_keys:
         raise CheckpointError(
-            f"{name_or_path} is a base model without a classification head; pass id2label= "
-            "(or num_labels=) to load it with a fresh head for fine-tuning"
+            f"{name_or_path} is a base model: it has no NER head (no classifier weights). "
+            f"Fine-tune it first (minibert-ner train --model {name_or_path} --train TRAIN "
+            "--valid VALID -o DIR); in Python, load_model(..., id2label=...) gives it a fresh head"
         )
 
     with torch.device("meta"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from .errors import ConfigError
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "DTYPE_NAMES",
     "FAMILIES",
     "FIELD_NAMES",
     "Family",
@@ -157,6 +158,16 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "tanh": ("Tanh", {}),
 }
 
+# The names a dtype goes by (config.json's `torch_dtype`, users' shorthands) -> torch's own name.
+# Plain strings, so that option checking needs no torch import; checkpoint.resolve_dtype maps
+# them to torch dtypes.
+DTYPE_NAMES: dict[str, str] = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float64": "float64", "double": "float64",
+}  # fmt: skip
+
 
 @dataclass
 class ModelConfig:
@@ -196,6 +207,21 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
 
     def __post_init__(self) -> None:
+        for name in POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        for name in PROBABILITY_FIELDS:
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.layer_norm_eps > 0:
+            raise ConfigError(f"layer_norm_eps must be above 0, got {self.layer_norm_eps!r}")
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers must be at least 0, got {self.num_layers!r}")
+        if not 0 <= self.pad_token_id < self.vocab_size or self.type_vocab_size < 0:
+            raise ConfigError(
+                f"pad_token_id {self.pad_token_id} is not a token id below vocab_size "
+                f"{self.vocab_size} (or type_vocab_size {self.type_vocab_size} is negative)"
+            )
         if self.model_type not in SUPPORTED_MODEL_TYPES:
             raise ConfigError(
                 f"model_type {self.model_type!r} is not supported; "
@@ -217,7 +243,12 @@ class ModelConfig:
             )
         if isinstance(self.pos_att_type, str):  # config.json may write "p2c|c2p"
             self.pos_att_type = tuple(t.strip() for t in self.pos_att_type.lower().split("|"))
-        self.pos_att_type = tuple(self.pos_att_type or ())
+        if not isinstance(self.pos_att_type, (list, tuple)):
+            raise ConfigError(
+                f"pos_att_type must be a list of terms or a 'p2c|c2p' string, "
+                f"got {self.pos_att_type!r}"
+            )
+        self.pos_att_type = tuple(self.pos_att_type)
         unknown = [t for t in self.pos_att_type if t not in DEBERTA_TERMS]
         if unknown:
             raise ConfigError(
@@ -324,7 +355,10 @@ class ModelConfig:
         values: dict[str, Any] = {"model_type": model_type, **FAMILIES[model_type].defaults}
         for ours, theirs in names.items():
             if raw.get(theirs) is not None:
-                values[ours] = raw[theirs]
+                value = raw[theirs]
+                values[ours] = (
+                    checked_type(theirs, value, FIELD_TYPES[ours]) if ours in FIELD_TYPES else value
+                )
         values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
         if model_type == "deberta-v2":
             values["classifier_dropout"] = values.get("hidden_dropout", 0.1)  # its head's dropout
@@ -336,8 +370,7 @@ class ModelConfig:
                     f"attention_head_size {head_size} x {raw.get('num_attention_heads')} heads "
                     f"differs from hidden_size {raw.get('hidden_size')}; not supported"
                 )
-        id2label = raw.get("id2label") or {}
-        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        values["id2label"] = read_id2label(raw.get("id2label"), raw.get("num_labels"))
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
         return cls(**values)
@@ -370,3 +403,75 @@ class ModelConfig:
     def save(self, folder: str | Path) -> None:
         path = Path(folder) / "config.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+# Our field -> the Python type its config.json value must have (JSON: number, string, boolean).
+# ("int | None": an int, or absent from the file.)
+FIELD_TYPES: dict[str, type] = {
+    f.name: {"int": int, "float": float, "str": str, "bool": bool}[kind]
+    for f in fields(ModelConfig)
+    if (kind := str(f.type).removesuffix(" | None")) in ("int", "float", "str", "bool")
+}
+POSITIVE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+)  # fmt: skip (num_layers may be 0: embeddings and head alone, a research baseline)
+PROBABILITY_FIELDS = ("hidden_dropout", "attention_dropout", "classifier_dropout")
+JSON_TYPES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds |= {list: "an array", dict: "an object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def checked_type(key: str, value: Any, expected: type) -> Any:
+    """`value` of config.json's `key` if it has the `expected` type (a whole-valued float counts
+    as an int, an int as a float), else a ConfigError that names the key."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, expected) and not (expected is not bool and isinstance(value, bool)):
+        return value
+    raise ConfigError(
+        f"config.json: {key} is {value!r} ({json_type(value)}), but must be "
+        f"{JSON_TYPES[expected]}; correct the file"
+    )
+
+
+def read_id2label(id2label: Any, num_labels: Any) -> dict[int, str]:
+    """config.json's labels: `id2label` ({"0": "O", ...}), else `num_labels` generic ones
+    (LABEL_0, ...), as transformers reads them; neither: none (a base model)."""
+    if id2label is None:
+        if num_labels is None:
+            return {}
+        n = checked_type("num_labels", num_labels, int)
+        if n < 0:
+            raise ConfigError(f"config.json: num_labels is {n}, but must be at least 0")
+        return {i: f"LABEL_{i}" for i in range(n)}
+    if not isinstance(id2label, dict):
+        raise ConfigError(
+            f"config.json: id2label is {json_type(id2label)}, but must be an object of label ids "
+            'to names, e.g. {"0": "O", "1": "B-PER"}; correct the file'
+        )
+    labels = {}
+    for key, name in id2label.items():
+        try:
+            i = int(key)
+        except ValueError:
+            raise ConfigError(
+                f"config.json: id2label has the key {key!r}, which is not a label id (0, 1, ...)"
+            ) from None
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"config.json: id2label[{key!r}] is {name!r} ({json_type(name)}), but must be "
+                "a label name (a string)"
+            )
+        labels[i] = name
+    return labels

@@ -12,6 +12,9 @@ The convention, followed by every module:
 4. The command line prints a `MiniBertError` as one line and exits with its `exit_status` (2 for
    bad input or options, 1 for a job that stopped part-way for a reason outside its input:
    `JobError`); anything else is a bug and keeps its traceback.
+5. A result that is computed but likely not what the user meant (an evaluation whose model and
+   data share no entity type) comes with a `MiniBertWarning`; the command line shows it as one
+   line, "minibert-ner: warning: ...", and silences other libraries' warnings.
 """
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "InterventionError",
     "JobError",
     "MiniBertError",
+    "MiniBertWarning",
     "MissingExtraError",
     "ModelNotFoundError",
     "TokenizerError",
@@ -80,3 +84,7 @@ class JobError(MiniBertError, RuntimeError):
     files are kept; a rerun resumes."""
 
     exit_status = 1
+
+
+class MiniBertWarning(UserWarning):
+    """A result that is computed but probably not what was meant; the message says why."""

@@ -258,7 +258,7 @@ def generate(model_name: str | None, text: str) -> str:
         "The NER pipeline ([`inference/pipeline.py`](../minibert_ner/inference/pipeline.py)) turns these per-token "
         "labels into words (the first subword's label) and entities, and splits texts longer "
         "than the model's positions into windows. To look at any text this way, per layer, run "
-        '`minibert-ner inspect "TEXT" --model M --out DIR` '
+        '`minibert-ner inspect "TEXT" --model M --output DIR` '
         "([`cli/inspect.py`](../minibert_ner/cli/inspect.py), "
         "[`study/lens.py`](../minibert_ner/study/lens.py)).\n"
     )

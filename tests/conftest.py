@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from .helpers.checkpoints import (
     BERT_NER_LABELS,
@@ -77,6 +78,24 @@ def ner_model_dir(tmp_path_factory, minilm) -> Path:
     tokenizer, calibrated head): for pipeline, property and command-line tests."""
     folder = tmp_path_factory.mktemp("ner_model")
     return make_ner_checkpoint(folder, "distilbert", tokenizer_from=minilm)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, minilm):
+    """A 2-layer, 32-wide random BERT *base* model (no head) with MiniLM's tokenizer, saved by
+    transformers: what fine-tuning starts from."""
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path_factory.mktemp("tiny_base")
+    torch.manual_seed(0)
+    vocab_size = len((minilm / "vocab.txt").read_text("utf-8").splitlines())
+    config = transformers.BertConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64,
+    )  # fmt: skip
+    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (folder / name).write_bytes((minilm / name).read_bytes())
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ def test_batch_padding_does_not_change_results(tmp_path) -> None:
 
 
 def test_base_model_load_needs_labels_and_gets_fresh_head(minilm) -> None:
-    with pytest.raises(Exception, match="base model without a classification head"):
+    with pytest.raises(Exception, match="is a base model: it has no NER head"):
         load_model(minilm)
     model = load_model(minilm, id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
     assert model.classifier.weight.shape == (9, 384)
@@ -225,7 +225,7 @@ def test_family_loads_both_ways_and_base_models_get_a_fresh_head(model_type, tmp
 
     base = getattr(transformers, FAMILIES[model_type].base_class).from_pretrained(folder).eval()
     base.save_pretrained(tmp_path / "base")
-    with pytest.raises(Exception, match="base model without a classification head"):
+    with pytest.raises(Exception, match="is a base model: it has no NER head"):
         load_model(tmp_path / "base")
     fresh = load_model(tmp_path / "base", id2label=dict(enumerate(DISTILBERT_NER_LABELS)))
     assert fresh.classifier.weight.shape == (9, ours.config.hidden_size)

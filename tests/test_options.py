@@ -15,7 +15,7 @@ from minibert_ner.batch.job import run_options
 from minibert_ner.cli import build_parser
 from minibert_ner.cli.options import PIPELINE_FLAGS, pipeline_options
 from minibert_ner.cli.train import TRAIN_HELP
-from minibert_ner.training.train import TrainConfig
+from minibert_ner.training.options import TrainConfig
 
 FIELDS = [f.name for f in dataclasses.fields(PipelineOptions)]
 # A value for each field other than its default, as a flag writes it and as the field holds it.
@@ -38,7 +38,7 @@ CHANGED = {
 
 def test_every_option_has_one_flag_and_the_flag_sets_it():
     assert sorted(PIPELINE_FLAGS) == sorted(FIELDS) == sorted(CHANGED)
-    parser, _ = build_parser("label")
+    parser = build_parser("label")
     assert pipeline_options(parser.parse_args(["text"])) == PipelineOptions()  # defaults
     for name, (argv, value) in CHANGED.items():
         options = pipeline_options(parser.parse_args([*argv, "text"]))
@@ -51,7 +51,7 @@ def test_every_option_has_one_flag_and_the_flag_sets_it():
 
 
 def test_commands_that_label_words_have_no_entity_flags():
-    parser, _ = build_parser("evaluate")
+    parser = build_parser("evaluate")
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "x", "--model", "m", "--aggregation", "first"])
     options = pipeline_options(parser.parse_args(["--data", "x", "--model", "m", "--stride", "9"]))
@@ -106,7 +106,7 @@ def test_the_manifest_holds_what_changes_the_output_and_never_the_token(tmp_path
 
 def test_every_training_hyper_parameter_has_a_flag():
     assert sorted(TRAIN_HELP) == sorted(f.name for f in dataclasses.fields(TrainConfig))
-    parser, _ = build_parser("train")
+    parser = build_parser("train")
     base = ["--model", "m", "--train", "t", "--valid", "v", "--output", "o"]
     args = parser.parse_args([*base, "--max-grad-norm", "0.5", "--max-steps", "7", "--lr", "1e-4"])
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})

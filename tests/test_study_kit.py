@@ -274,7 +274,7 @@ def run_cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
 def test_cli_inspect(small_distilbert, tmp_path) -> None:
     pytest.importorskip("matplotlib", reason="pip install 'minibert-ner[plot]'")
     out = tmp_path / "figs"
-    args = ["inspect", TEXT, "--model", str(small_distilbert), "--out", str(out)]
+    args = ["inspect", TEXT, "--model", str(small_distilbert), "--output", str(out)]
     done = run_cli(*args, "--mask-head", "1.2", "--skip-layer", "0")
     assert done.returncode == 0, done.stderr
     assert "Interventions: mask heads 1.2; skip layers [0]" in done.stdout
@@ -288,7 +288,7 @@ def test_cli_inspect(small_distilbert, tmp_path) -> None:
 def test_cli_inspect_without_matplotlib_says_how_to_install(small_distilbert, tmp_path) -> None:
     block = "import sys; sys.modules['matplotlib'] = None; "  # import matplotlib -> ImportError
     done = run_cli(
-        "inspect", TEXT, "--model", str(small_distilbert), "--out", str(tmp_path), prelude=block
+        "inspect", TEXT, "--model", str(small_distilbert), "--output", str(tmp_path), prelude=block
     )
     assert done.returncode == 2
     assert "pip install 'minibert-ner[plot]'" in done.stderr and "Traceback" not in done.stderr

@@ -35,23 +35,6 @@ transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, minilm):
-    """A 2-layer, 32-wide random BERT *base* model (no head) with MiniLM's tokenizer, saved by
-    transformers: what fine-tuning starts from."""
-    folder = tmp_path_factory.mktemp("tiny_base")
-    torch.manual_seed(0)
-    vocab_size = len((minilm / "vocab.txt").read_text("utf-8").splitlines())
-    config = transformers.BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64,
-    )  # fmt: skip
-    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
-        (folder / name).write_bytes((minilm / name).read_bytes())
-    return folder
-
-
-@pytest.fixture(scope="module")
 def splits(conll_dir):
     return read_conll(conll_dir / "train.txt")[:96], read_conll(conll_dir / "valid.txt")[:32]
 
@@ -196,8 +179,8 @@ def test_evaluation_equals_transformers_and_seqeval(small_bert, conll_dir, tmp_p
     path = write_conll(tmp_path / "test64.txt", sentences)
     ner = pipeline(model=str(small_bert), batch_size=8)
     assert ner.label_words([s.words for s in sentences]) == predicted
-    args = ["evaluate", "--model", str(small_bert), "--data", str(path), "--json"]
-    assert main([*args, str(tmp_path / "r.json")]) == 0
+    args = ["evaluate", "--model", str(small_bert), "--data", str(path), "--format", "json"]
+    assert main([*args, "-o", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text("utf-8"))
     micro = expected["micro avg"]
     assert (report["precision"], report["recall"], report["f1"], report["support"]) == (

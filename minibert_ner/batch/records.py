@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Literal, get_args
 
 from ..errors import BatchError, MissingExtraError
 from ..inference.aggregation import entity_fields
+from ..textio import decode_line, json_line, utf8_problem
 
 __all__ = [
     "INPUT_FORMATS",
@@ -217,14 +218,11 @@ def read_records(
     try:
         with open(path, "rb") as f:
             for number, raw in enumerate(_lines(f, size), start=1):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]  # UTF-8 byte-order mark
-                raw = raw.removesuffix(b"\n").removesuffix(b"\r")
                 key: dict[str, Any] = {"line": number}
                 try:
-                    line = raw.decode("utf-8")
+                    line = decode_line(raw, first=number == 1)
                 except UnicodeDecodeError as e:
-                    yield Record(key, error=_utf8_error(raw, e))
+                    yield Record(key, error=utf8_problem(e))
                     continue
                 if kind == "text":
                     yield Record(key, text=line)
@@ -247,10 +245,6 @@ def _lines(f: BinaryIO, size: int | None) -> Iterator[bytes]:
             return
         left -= len(raw)
         yield raw
-
-
-def _utf8_error(raw: bytes, e: UnicodeDecodeError) -> str:
-    return f"invalid UTF-8: byte {raw[e.start]:#04x} at byte {e.start} of the line ({e.reason})"
 
 
 def _json_record(line: str, key: dict[str, Any], text_column: str, id_column: str | None) -> Record:
@@ -325,7 +319,7 @@ def _read_parquet(path: Path, text_column: str, id_column: str | None) -> Iterat
                         try:
                             id_value = id_value.decode("utf-8")
                         except UnicodeDecodeError as e:
-                            yield Record(key, error=f"id: {_utf8_error(id_value, e)}")
+                            yield Record(key, error=f"id: {utf8_problem(e)}")
                             continue
                     key["id"] = id_value
                 if raw is None:
@@ -334,7 +328,7 @@ def _read_parquet(path: Path, text_column: str, id_column: str | None) -> Iterat
                 try:
                     yield Record(key, text=raw.decode("utf-8"))
                 except UnicodeDecodeError as e:
-                    yield Record(key, error=_utf8_error(raw, e))
+                    yield Record(key, error=utf8_problem(e))
     except (OSError, pa.ArrowException) as e:
         raise BatchError(f"cannot read Parquet file {path}: {e}") from e
 
@@ -355,12 +349,6 @@ def publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-# Characters that JSON leaves unescaped (with ensure_ascii=False) but that Unicode-aware line
-# splitters (Python's str.splitlines, JavaScript before ES2019) take for line breaks: escaped,
-# so that every reader sees one record per line.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
 class JsonlWriter:
     """JSON lines (UTF-8, one record a line whoever splits them) to `<path>.tmp`, renamed to
     `path` by `commit()`."""
@@ -373,7 +361,7 @@ class JsonlWriter:
         return None  # a JSON line holds any record
 
     def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
+        self.file.write(json_line(record) + "\n")
 
     def commit(self) -> None:
         self.file.close()

@@ -1,5 +1,6 @@
-"""Label large corpora: text files (one text a line), JSON lines or Parquet in; one output file
-per input file out (JSONL or Parquet), one output record per input record (its line or row
+"""Label large corpora of files, resumably, locally or on Ray.
+
+Text files (one text a line), JSON lines or Parquet in; one output file per input file out (JSONL or Parquet), one output record per input record (its line or row
 number, its id with --id-column, its entities). Bad records (invalid UTF-8, no text, ...) go to
 <name>.errors.jsonl with the reason. A rerun into the same --output skips finished files.
 --engine ray runs the same job on Ray Data actors (a local Ray, or the cluster at --address).
@@ -12,9 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..batch.job import ENGINES, run_batch
+from ..batch.job import ENGINES
 from ..batch.records import OUTPUT_FORMATS
-from .options import add_pipeline_arguments, int_at_least, pipeline_options, positive_float
+from .options import (
+    add_format_argument,
+    add_model_argument,
+    add_output_argument,
+    add_pipeline_arguments,
+    int_at_least,
+    pipeline_options,
+    positive_float,
+)
 
 __all__ = [
     "add_arguments",
@@ -32,20 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input file, folder or glob (quote it: 'corpus/*.jsonl'); .txt/.text: one text a "
         "line, .jsonl/.ndjson: JSON objects, .parquet; repeat for more",
     )
-    io.add_argument("--output", required=True, metavar="DIR", help="folder for the results")
-    io.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl", help="output format")
+    add_output_argument(io, required=True, metavar="DIR", help="folder for the results")
+    add_format_argument(io, OUTPUT_FORMATS, "jsonl")
     io.add_argument(
         "--text-column", default="text", help="JSONL field / Parquet column of the text"
     )
     io.add_argument(
-        "--id-column", help="JSONL field / Parquet column copied to each output record as 'id'"
+        "--id-column",
+        help="JSONL field / Parquet column copied to each output record as 'id' (default: none; "
+        "records are keyed by line or row number)",
     )
     model = parser.add_argument_group("model (options as in the label command)")
-    add_pipeline_arguments(model, model_required=True)
+    add_model_argument(model)
+    add_pipeline_arguments(model)
     engine = parser.add_argument_group(
         "engine", "with --engine ray, --device cuda gives each actor one GPU"
     )
-    engine.add_argument("--engine", choices=ENGINES, default="local", help="default: local")
+    engine.add_argument("--engine", choices=ENGINES, default="local", help="where the job runs")
     engine.add_argument(
         "--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)"
     )
@@ -67,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..batch.job import run_batch
+
     summary = run_batch(
         args.input,
         args.output,

@@ -1,6 +1,10 @@
-"""Score a model on a CoNLL file (IOB1 or IOB2): entity-level precision, recall and F1 per type
-and overall (micro), and token accuracy, equal to seqeval's default mode. Words are labelled by
-the NER pipeline (first-subword rule). Prints a table; --json writes the report."""
+"""Score a model on a CoNLL file: entity precision, recall and F1 per type, as seqeval scores.
+
+Entity-level precision, recall and F1 per type and overall (micro), and token accuracy, equal to
+seqeval's default mode, on CoNLL data in IOB1 or IOB2. Words are labelled by the NER pipeline
+(first-subword rule). Prints a table, or the report as JSON (--format json); -o writes it to a
+file; --json also writes the JSON report to a file beside the table. A warning on stderr says when the model and the data share no entity type.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputError
-from ..inference.pipeline import pipeline
-from ..training.conll import read_conll
-from ..training.metrics import evaluate_pipeline
-from .options import add_pipeline_arguments, pipeline_options
+from .options import (
+    WORD_FIELDS,
+    add_format_argument,
+    add_model_argument,
+    add_output_argument,
+    add_pipeline_arguments,
+    pipeline_options,
+)
 from .progress import Progress
 
 __all__ = [
@@ -23,22 +30,45 @@ __all__ = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="CoNLL file to score on")
-    parser.add_argument("--json", type=Path, metavar="REPORT.json", help="write the report here")
+    add_format_argument(parser, ("table", "json"), "table")
+    add_output_argument(
+        parser,
+        required=False,
+        metavar="PATH",
+        help="write the report to this file (default: stdout)",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="REPORT.json",
+        help="also write the report as JSON to this file, beside the output (default: none)",
+    )
     model = parser.add_argument_group("model (options as in the label command)")
-    add_pipeline_arguments(model, model_required=True, entities=False)  # words, not entities
+    add_model_argument(model)
+    add_pipeline_arguments(model, WORD_FIELDS)  # words, not entities: no aggregation flags
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference.pipeline import pipeline  # here: --help needs no torch
+    from ..training.conll import read_conll
+    from ..training.metrics import evaluate_pipeline
+    from .label import output_file
+
     sentences = read_conll(args.data)
-    ner = pipeline(args.model, options=pipeline_options(args))
-    with Progress(total=len(sentences), unit="sentences") as bar:
-        report = evaluate_pipeline(ner, sentences, progress=lambda n: bar.update(count=n, amount=n))
-    print(f"{args.model} on {args.data} ({report.sentences} sentences, {report.words} words)\n")
-    print(report.format_table())
-    if args.json is not None:
+    # Both outputs are checked before the model loads, and written whole or not at all.
+    with output_file(args.output) as out, output_file(args.json, "--json") as json_file:
+        ner = pipeline(args.model, options=pipeline_options(args))
+        with Progress(total=len(sentences), unit="sentences") as bar:
+            report = evaluate_pipeline(
+                ner, sentences, progress=lambda n: bar.update(count=n, amount=n)
+            )
         record = {"model": str(args.model), "data": str(args.data), **report.to_dict()}
-        try:
-            args.json.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
-        except OSError as e:
-            raise InputError(f"cannot write the report to {args.json}: {e}") from e
+        if args.json is not None:
+            json_file.write(json.dumps(record, indent=2) + "\n")
+        if args.format == "json":
+            out.write(json.dumps(record, indent=2) + "\n")
+        else:
+            out.write(
+                f"{args.model} on {args.data} ({report.sentences} sentences, "
+                f"{report.words} words)\n\n{report.format_table()}\n"
+            )
     return 0

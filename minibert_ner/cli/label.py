@@ -1,47 +1,58 @@
-"""Label texts with named entities (the default action of minibert-ner).
+"""Label texts with named entities.
 
-  minibert-ner "My name is Wolfgang and I live in Berlin"
-  minibert-ner --file texts.txt                one text per line
-  minibert-ner --file report.txt --document    the whole file is one text
-  cat texts.txt | minibert-ner --format jsonl  standard input, one text per line
-  minibert-ner -- evaluate                     a text that equals a subcommand's name
+  minibert-ner "My name is Wolfgang and I live in Berlin" "Paris is big"
+  minibert-ner label --file texts.txt            one text per line (label is the default command)
+  minibert-ner --file report.txt --document      the whole file is one text
+  cat texts.txt | minibert-ner --format jsonl    standard input, one text per line
+  minibert-ner --file texts.txt -o out.json      write to a file (complete, or not at all)
+  minibert-ner -- evaluate                       a text that equals a subcommand's name
 
-Output formats: json (one array), jsonl (one object per text: {"text", "entities"}), table (for
-people), conll (one "word label" line per whitespace-separated word, blank line after each text).
-Offsets count characters. A progress bar goes to stderr when it is a terminal.
-Exit status: 0 done; 2 bad arguments, unreadable input (the message names the line of invalid
-UTF-8) or unknown model; 130 interrupted; 141 output closed early (e.g. piped into `head`).
+Formats: json (one array; written only once every text is labelled, so it is never cut short),
+jsonl (one object per text: {"text", "entities"}), table (for people; control characters in the
+text are shown escaped), conll (one "word label" line per whitespace-separated word, a blank line
+after each text). Offsets count characters. A progress bar goes to stderr when it is a terminal.
+Exit status: 0 done; 3 done, but --skip-invalid skipped lines (listed on stderr); 2 bad
+arguments, unreadable input (the message names the line of invalid UTF-8) or unknown model;
+1 the output cannot be written; 130 interrupted; 141 output closed early (piped into `head`).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from ..errors import InputError
-from ..inference.pipeline import pipeline
-from .options import add_pipeline_arguments, pipeline_options
+from ..textio import decode_line, for_terminal, json_line, utf8_problem
+from .options import (
+    add_format_argument,
+    add_model_argument,
+    add_output_argument,
+    add_pipeline_arguments,
+    pipeline_options,
+)
+from .output import output_file
 from .progress import Progress
 
 __all__ = [
+    "EXIT_SKIPPED",
     "FORMATS",
     "add_arguments",
     "run",
 ]
 
 FORMATS = ("json", "jsonl", "table", "conll")
+EXIT_SKIPPED = 3  # as a batch job that finished but skipped records
 CHUNK_LINES = 2048  # lines labelled together: sorted by length within a chunk, then written
 CHUNK_CHARS = 1 << 22  # ... or fewer lines once they hold this many characters
+SHOWN_SKIPPED = 10  # skipped lines named in the message; the rest are counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' layout
     parser.add_argument(
         "texts", nargs="*", metavar="TEXT", help="texts to label (none: read --file or stdin)"
     )
@@ -49,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-f",
         "--file",
         metavar="PATH",
-        help="read texts from a UTF-8 file, one per line ('-': stdin)",
+        help="read texts from a UTF-8 file, one per line ('-': stdin) (default: the TEXT "
+        "arguments, else stdin)",
     )
     parser.add_argument(
         "--document",
@@ -57,11 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the whole file (or stdin) is one text; long text runs as overlapping windows",
     )
     parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: table on a terminal, jsonl otherwise)",
+        "--skip-invalid",
+        action="store_true",
+        help="skip lines that are not valid UTF-8 (listed on stderr, exit status 3) instead of "
+        "stopping at the first",
     )
-    add_pipeline_arguments(parser, model_required=False)
+    add_format_argument(parser, FORMATS, "table on a terminal, jsonl otherwise")
+    add_output_argument(
+        parser, required=False, metavar="PATH", help="write to this file (default: stdout)"
+    )
+    add_model_argument(parser)
+    add_pipeline_arguments(parser)
 
 
 @dataclass
@@ -70,45 +88,66 @@ class Chunk:
     size: int  # bytes of input they came from (for the progress bar)
 
 
-def check_utf8(data: bytes, name: str, first_line: int = 1) -> str:
-    """Decode UTF-8, or say which line (and which byte in it) is not UTF-8."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = first_line + data.count(b"\n", 0, e.start)
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise InputError(
-            f"{name}, line {line}: not valid UTF-8 (byte {data[e.start]:#04x} at byte {column} of "
-            "the line); save the text as UTF-8"
-        ) from None
-    return text.removeprefix("\ufeff") if first_line == 1 else text  # a byte-order mark
+@dataclass
+class Skipped:
+    """Lines --skip-invalid left out: (line number, what was wrong), in input order."""
+
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+    def describe(self, name: str) -> str:
+        shown = "; ".join(f"line {n}: {problem}" for n, problem in self.lines[:SHOWN_SKIPPED])
+        more = len(self.lines) - SHOWN_SKIPPED
+        return (
+            f"{name}: skipped {len(self.lines)} line(s) that are not valid UTF-8 ({shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + "); save the text as UTF-8 to label them"
+        )
 
 
-def read_lines(stream: BinaryIO, name: str) -> Iterator[Chunk]:
-    """One text per line (without its line ending), in chunks."""
+def not_utf8(name: str, line: int, problem: str, skippable: bool) -> InputError:
+    hint = ", or pass --skip-invalid to skip such lines" if skippable else ""
+    return InputError(f"{name}, line {line}: {problem}; save the text as UTF-8{hint}")
+
+
+def read_lines(stream: BinaryIO, name: str, skipped: Skipped | None) -> Iterator[Chunk]:
+    """One text per line (without its line ending), in chunks. A line that is not UTF-8 is an
+    InputError, or with `skipped` a line noted there and left out."""
     texts: list[str] = []
     size = chars = 0
     try:
         for number, raw in enumerate(stream, 1):
-            text = check_utf8(raw, name, number).rstrip("\r\n")
-            texts.append(text)
             size += len(raw)
+            try:
+                text = decode_line(raw, first=number == 1)
+            except UnicodeDecodeError as e:
+                if skipped is None:
+                    raise not_utf8(name, number, utf8_problem(e), skippable=True) from None
+                skipped.lines.append((number, utf8_problem(e)))
+                continue
+            texts.append(text)
             chars += len(text)
             if len(texts) >= CHUNK_LINES or chars >= CHUNK_CHARS:
                 yield Chunk(texts, size)
                 texts, size, chars = [], 0, 0
     except OSError as e:
         raise InputError(f"cannot read {name}: {e.strerror or e}") from e
-    if texts:
+    if texts or size:
         yield Chunk(texts, size)
 
 
 def read_document(stream: BinaryIO, name: str) -> Iterator[Chunk]:
+    """The whole input as one text."""
     try:
         data = stream.read()
     except OSError as e:
         raise InputError(f"cannot read {name}: {e.strerror or e}") from e
-    yield Chunk([check_utf8(data, name)], len(data))
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        line = data.count(b"\n", 0, e.start) + 1
+        raise not_utf8(name, line, utf8_problem(e, line_start), skippable=False) from None
+    yield Chunk([text], len(data))
 
 
 def preview(text: str, width: int = 100) -> str:
@@ -118,19 +157,23 @@ def preview(text: str, width: int = 100) -> str:
 
 
 class Writer:
-    """Writes each text's result in one of FORMATS as it comes (json streams its array too)."""
+    """Writes each text's result in one of FORMATS as it comes; json to a stream that others
+    read as it grows (stdout) is held until `close`, so that it is never left cut short."""
 
-    def __init__(self, fmt: str, stream: TextIO) -> None:
+    def __init__(self, fmt: str, stream: TextIO, *, hold_json: bool) -> None:
         self.fmt, self.out, self.count = fmt, stream, 0
+        self.held: list[str] | None = [] if fmt == "json" and hold_json else None
 
     def write(self, text: str, result: list) -> None:
         """`result`: entity dicts, or for conll the words' labels."""
         out, first = self.out, self.count == 0
         self.count += 1
         if self.fmt in ("json", "jsonl"):
-            record = json.dumps({"text": text, "entities": result}, ensure_ascii=False)
+            record = json_line({"text": text, "entities": result})
             if self.fmt == "jsonl":
                 out.write(record + "\n")
+            elif self.held is not None:
+                self.held.append(record)
             else:
                 out.write(("[\n" if first else ",\n") + record)
         elif self.fmt == "conll":
@@ -139,12 +182,12 @@ class Writer:
             )
             out.write("\n")
         else:
-            out.write(("" if first else "\n") + preview(text) + "\n")
+            out.write(("" if first else "\n") + for_terminal(preview(text)) + "\n")
             if not result:
                 out.write("  (no entities)\n")
             rows = [
-                (e.get("entity_group", e.get("entity")), f"{e['score']:.4f}",
-                 f"{e['start']}:{e['end']}", e["word"])
+                (for_terminal(e.get("entity_group", e.get("entity"))), f"{e['score']:.4f}",
+                 f"{e['start']}:{e['end']}", for_terminal(e["word"]))
                 for e in result
             ]  # fmt: skip
             widths = [max(len(row[k]) for row in rows) for k in range(3)] if rows else []
@@ -152,13 +195,18 @@ class Writer:
                 out.write(f"  {label:<{widths[0]}}  {score}  {span:>{widths[2]}}  {word}\n")
 
     def close(self) -> None:
-        if self.fmt == "json":
+        if self.held is not None:
+            self.out.write("[\n" + ",\n".join(self.held) + "\n]\n" if self.held else "[]\n")
+        elif self.fmt == "json":
             self.out.write("[]\n" if self.count == 0 else "\n]\n")
         self.out.flush()
 
 
-def open_input(args: argparse.Namespace) -> tuple[Iterator[Chunk], int | None]:
-    """The chunks of text to label, and the input's size in bytes when known (for progress)."""
+def open_input(
+    args: argparse.Namespace, skipped: Skipped | None
+) -> tuple[Iterator[Chunk], int | None, str]:
+    """The chunks of text to label, the input's size in bytes when known (for progress), and
+    its name for messages."""
     if args.texts:
         if args.file is not None:
             raise InputError("give texts as arguments or --file, not both")
@@ -169,7 +217,7 @@ def open_input(args: argparse.Namespace) -> tuple[Iterator[Chunk], int | None]:
                 text.encode("utf-8")
             except UnicodeEncodeError:  # argv bytes that were not UTF-8 arrive as surrogates
                 raise InputError(f"argument {i} is not valid UTF-8 text") from None
-        return iter([Chunk(list(args.texts), 0)]), None
+        return iter([Chunk(list(args.texts), 0)]), None, "arguments"
     if args.file in (None, "-"):
         if args.file is None and sys.stdin.isatty():
             raise InputError(
@@ -187,22 +235,43 @@ def open_input(args: argparse.Namespace) -> tuple[Iterator[Chunk], int | None]:
         total = info.st_size if os.path.stat.S_ISREG(info.st_mode) else None
     except (OSError, ValueError):
         total = None
-    reader = read_document if args.document else read_lines
-    return reader(stream, name), total
+    chunks = read_document(stream, name) if args.document else read_lines(stream, name, skipped)
+    return chunks, total, name
+
+
+# --output's suffix -> the format it implies when --format is not given.
+SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".conll": "conll"}
+
+
+def output_format(args: argparse.Namespace) -> str:
+    if args.format is not None:
+        return args.format
+    if args.output is not None:
+        return SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "jsonl")
+    return "table" if sys.stdout.isatty() else "jsonl"
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
+    from ..inference.pipeline import pipeline  # here: --help needs no torch
+
+    fmt = output_format(args)
     if fmt == "conll" and args.aggregation_strategy is not None:
         raise InputError(
             "--format conll labels each word by its first token; --aggregation does not apply"
         )
-    chunks, total = open_input(args)  # bad files fail here, before the model loads
-    ner = pipeline(args.model, options=pipeline_options(args))
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(encoding="utf-8")  # JSON is UTF-8, whatever the locale says
-    writer = Writer(fmt, sys.stdout)
-    try:
+    if args.skip_invalid and args.document:
+        raise InputError(
+            "--skip-invalid skips lines, but with --document the input is one text; "
+            "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        )
+    if args.skip_invalid and args.texts:
+        raise InputError("--skip-invalid applies to --file or standard input, not to arguments")
+    skipped = Skipped() if args.skip_invalid else None
+    chunks, total, name = open_input(args, skipped)  # bad files fail here, before the model loads
+    options = pipeline_options(args)
+    with output_file(args.output) as stream:
+        ner = pipeline(args.model, options=options)
+        writer = Writer(fmt, stream, hold_json=args.output is None)
         # A bar for files and streams, never for texts given as arguments.
         with Progress(total=total, unit="texts", enabled=not args.texts) as progress:
             for chunk in chunks:
@@ -212,11 +281,10 @@ def run(args: argparse.Namespace) -> int:
                     results = ner(chunk.texts)
                 for text, result in zip(chunk.texts, results, strict=True):
                     writer.write(text, result)
-                sys.stdout.flush()
+                stream.flush()
                 progress.update(len(chunk.texts), chunk.size)
         writer.close()
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as a process killed by SIGPIPE would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    if skipped is not None and skipped.lines:
+        print(f"minibert-ner: warning: {skipped.describe(name)}", file=sys.stderr)
+        return EXIT_SKIPPED
     return 0

@@ -1,11 +1,16 @@
-"""Command-line options that several subcommands share, declared once.
+"""Command-line options that several subcommands share, declared once, so that the same thing
+has the same flag, short form and default in every subcommand.
 
+- `add_model_argument`, `add_output_argument`, `add_format_argument`: -m/--model, -o/--output and
+  --format (its values and their meanings from one table, `FORMATS`).
 - `add_pipeline_arguments` / `pipeline_options`: one flag per field of
   `inference.options.PipelineOptions` (the fields are read from the dataclass; `PIPELINE_FLAGS`
   holds only what is the command line's own: flag names, help, argparse types), and the
-  `PipelineOptions` the given flags stand for.
-- `add_device_argument`: --device alone, for the commands that load a model their own way.
+  `PipelineOptions` the given flags stand for. `LOADING_FIELDS`: the ones for commands that load
+  a model their own way (inspect, train).
 - `int_at_least`, `positive_float`: argparse types that reject bad numbers with a one-line error.
+
+Nothing here imports torch: `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -24,8 +29,13 @@ from ..inference.options import (
 )
 
 __all__ = [
+    "FORMATS",
+    "LOADING_FIELDS",
     "PIPELINE_FLAGS",
-    "add_device_argument",
+    "WORD_FIELDS",
+    "add_format_argument",
+    "add_model_argument",
+    "add_output_argument",
     "add_pipeline_arguments",
     "int_at_least",
     "label_list",
@@ -77,7 +87,8 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {
             "choices": STRATEGIES,
             "type": str.lower,
-            "help": "how tokens become entities, as in transformers",
+            "metavar": "STRATEGY",
+            "help": f"how tokens become entities, as in transformers: {', '.join(STRATEGIES)}",
         },
     ),  # fmt: skip
     "ignore_labels": (
@@ -120,8 +131,17 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "speed, needs the quant extra: pip install 'minibert-ner[quant]'); default: exact",
         },
     ),  # fmt: skip
-    "revision": (("--revision",), {"help": "a hub model's branch, tag or commit"}),
-    "device": (("--device",), {"help": "cpu, cuda, cuda:N, mps (default: cuda if available)"}),
+    "revision": (
+        ("--revision",),
+        {"help": "a hub model's branch, tag or commit (default: main)"},
+    ),
+    "device": (
+        ("--device",),
+        {
+            "help": "cpu, cuda, cuda:N, mps, or as in transformers -1 (cpu) / N (cuda:N) "
+            "(default: cuda if available)"
+        },
+    ),  # fmt: skip
     "batch_size": (
         ("--batch-size",),
         {"type": int_at_least(1), "help": "texts or windows per forward pass, at most"},
@@ -141,35 +161,69 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 # The fields that make entities out of token labels: not for commands that label words.
 ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels", "word_grouping")
+# The fields for commands that label words, not entities (evaluate).
+WORD_FIELDS = tuple(
+    f.name for f in dataclasses.fields(PipelineOptions) if f.name not in ENTITY_FIELDS
+)
+# The fields that say which weights to load, where and how: for every command that loads a model.
+LOADING_FIELDS = ("revision", "token", "device", "dtype")
+
+# Every output format any command writes -> what it is. A command offers those that fit its
+# output; the same name means the same thing everywhere.
+FORMATS = {
+    "table": "aligned text for people",
+    "json": "one JSON document",
+    "jsonl": "one JSON object a line",
+    "conll": "one 'word label' line a word, a blank line after each text",
+    "parquet": "one Parquet file per input file",
+}
 
 
-def add_device_argument(parser: Parser) -> None:
-    flags, kwargs = PIPELINE_FLAGS["device"]
-    parser.add_argument(*flags, **kwargs)
-
-
-def add_pipeline_arguments(parser: Parser, *, model_required: bool, entities: bool = True) -> None:
-    """--model and one flag per `PipelineOptions` field. model_required: --model has no default
-    (else it is DEFAULT_MODEL). entities=False leaves out the fields that make entities, for
-    commands that label words (evaluate)."""
-    if model_required:
-        parser.add_argument("-m", "--model", required=True, help="NER model: hub id or folder")
+def add_model_argument(parser: Parser, *, base: bool = False) -> None:
+    """-m/--model. base=True: the checkpoint to fine-tune (required: no NER model is a base)."""
+    if base:
+        parser.add_argument(
+            "-m", "--model", required=True, help="checkpoint to fine-tune: hub id or folder"
+        )
     else:
         parser.add_argument(
             "-m",
             "--model",
             default=DEFAULT_MODEL,
-            help=f"NER model: hub id or folder (default {DEFAULT_MODEL})",
+            help=f"NER model: hub id or folder (default: {DEFAULT_MODEL})",
         )
+
+
+def add_output_argument(parser: Parser, *, required: bool, metavar: str, help: str) -> None:
+    """-o/--output: where the command's result goes (a file, or a folder)."""
+    parser.add_argument("-o", "--output", required=required, metavar=metavar, help=help)
+
+
+def add_format_argument(parser: Parser, choices: tuple[str, ...], default: str) -> None:
+    """--format, offering `choices` of FORMATS; `default` is a name or a phrase."""
+    lines = "; ".join(f"{name}: {FORMATS[name]}" for name in choices)
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default=default if default in choices else None,
+        help=f"output format ({lines}; default: {default})",
+    )
+
+
+def add_pipeline_arguments(
+    parser: Parser, fields: tuple[str, ...] | None = None, help: dict[str, str] | None = None
+) -> None:
+    """One flag per `PipelineOptions` field (or per name in `fields`), with the field's default
+    shown; `help` replaces a flag's help where a command uses the option its own way."""
     defaults = PipelineOptions()
     for field in dataclasses.fields(PipelineOptions):
-        if not entities and field.name in ENTITY_FIELDS:
+        if fields is not None and field.name not in fields:
             continue
         flags, kwargs = PIPELINE_FLAGS[field.name]
         default = getattr(defaults, field.name)
-        help_text = kwargs["help"]
+        help_text = (help or {}).get(field.name, kwargs["help"])
         if default not in (None, False) and "default" not in help_text:
-            shown = " ".join(default) if isinstance(default, tuple) else default
+            shown = ",".join(default) if isinstance(default, tuple) else default
             help_text += f" (default: {shown})"
         # None: not given, so that the options object's own default applies.
         parser.add_argument(*flags, **{**kwargs, "help": help_text}, dest=field.name, default=None)

@@ -10,13 +10,12 @@ here, once, when the object is made; inside, they are trusted.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-import torch
-
-from ..checkpoint import resolve_dtype
+from ..config import DTYPE_NAMES
 from ..errors import InputError
 from .aggregation import STRATEGIES, WORD_GROUPINGS, Strategy, WordGrouping
 
@@ -31,6 +30,7 @@ __all__ = [
     "Quantization",
     "Strategy",
     "WordGrouping",
+    "canonical_device",
 ]
 
 DEFAULT_MODEL = "dslim/distilbert-NER"
@@ -44,6 +44,25 @@ QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 # batch job may change it). SECRET: never written anywhere (manifests, logs).
 RUNTIME = MappingProxyType({"runtime": True})
 SECRET = MappingProxyType({"secret": True})
+
+
+def canonical_device(device: object) -> str | None:
+    """A device as its name: transformers' integers (-1: "cpu", N: "cuda:N"), a torch.device, or
+    a str (checked against the hardware when the model loads: `pipeline.resolve_device`)."""
+    if isinstance(device, str) and device.strip().lstrip("-").isdigit():
+        device = int(device)  # "0" / "-1" from a command line, as transformers' integers
+    if device is None or isinstance(device, str):
+        return device
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < -1:
+            raise InputError(f"device {device}: use -1 for the CPU or N >= 0 for GPU N")
+        return "cpu" if device == -1 else f"cuda:{device}"
+    torch = sys.modules.get("torch")  # a torch.device exists only once torch is imported
+    if torch is not None and isinstance(device, torch.device):
+        return str(device)
+    raise InputError(
+        f"device must be a str such as 'cuda:0', an int or a torch.device, got {device!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,8 @@ class PipelineOptions:
     quantize: Quantization | None = None  # int8 linear layers (CPU speed; the quant extra)
     revision: str | None = None  # a hub model's branch, tag or commit
     # --- how it runs: the same output, sooner
-    device: str | None = field(default=None, metadata=RUNTIME)  # None: CUDA if there is a GPU
+    device: str | None = field(default=None, metadata=RUNTIME)  # None: CUDA if there is a GPU;
+    # also an int as in transformers (-1: CPU, N: GPU N) or a torch.device, kept as its name
     batch_size: int = field(default=32, metadata=RUNTIME)  # rows per forward pass, at most
     max_batch_tokens: int = field(default=16384, metadata=RUNTIME)  # padded tokens per pass
     compile: bool = field(default=False, metadata=RUNTIME)  # run the model via torch.compile
@@ -96,28 +116,27 @@ class PipelineOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-        # Any name `resolve_dtype` knows ("bf16", torch.bfloat16, ...), kept by its canonical name.
+        # Any name in DTYPE_NAMES ("bf16", ...) or a torch dtype, kept by its canonical name.
         dtype = self.dtype
         if dtype is not None:
-            dtype = str(resolve_dtype(dtype)).removeprefix("torch.")
-            if dtype not in DTYPES:
-                raise InputError(
-                    f"unsupported dtype {self.dtype!r}; use one of {', '.join(DTYPES)}"
-                )
+            name = str(dtype).removeprefix("torch.")
+            if name not in DTYPE_NAMES:
+                raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+            if DTYPE_NAMES[name] not in DTYPES:
+                raise InputError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPES)}")
+            dtype = DTYPE_NAMES[name]
         if self.quantize is not None and self.quantize not in QUANTIZATIONS:
             raise InputError(
                 f"unknown quantize={self.quantize!r}; use None or one of {', '.join(QUANTIZATIONS)}"
             )
         if not isinstance(self.compile, bool):
             raise InputError(f"compile must be True or False, got {self.compile!r}")
-        device = self.device
-        if device is not None and not isinstance(device, (str, torch.device)):
-            raise InputError(f"device must be a str such as 'cuda:0', got {device!r}")
+        device = canonical_device(self.device)
         # Canonical values, so that equal options compare (and serialise) equal.
         object.__setattr__(self, "aggregation_strategy", strategy)
         object.__setattr__(self, "ignore_labels", tuple(labels))
         object.__setattr__(self, "dtype", dtype)
-        object.__setattr__(self, "device", None if device is None else str(device))
+        object.__setattr__(self, "device", device)
 
     def replace(self, **changes: Any) -> PipelineOptions:
         """A copy with some fields changed (checked again); an unknown name is an InputError."""

@@ -22,6 +22,7 @@ Options (`options.PipelineOptions`) are checked once, when the pipeline is made.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -32,24 +33,81 @@ from ..checkpoint import MODEL_CLASSES, Model, load_model, resolve_dtype
 from ..errors import InputError
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
-from .options import DEFAULT_MODEL, PipelineOptions
+from .options import DEFAULT_MODEL, PipelineOptions, canonical_device
 from .quantize import quantize_int8
 from .runner import WindowRunner
 
-__all__ = ["NERPipeline", "pipeline", "resolve_device"]
+__all__ = ["CALL_OPTIONS", "TASKS", "NERPipeline", "pipeline", "resolve_device"]
 
+# The options a call may change, as transformers' pipeline call takes them; the others decide
+# how the model loads or is compiled, and belong to `pipeline()`.
+CALL_OPTIONS = (
+    "aggregation_strategy", "ignore_labels", "word_grouping", "stride", "max_length",
+    "batch_size", "max_batch_tokens",
+)  # fmt: skip
+RUNNER_OPTIONS = (
+    "stride",
+    "max_length",
+    "batch_size",
+    "max_batch_tokens",
+)  # of those, the runner's
+# transformers' names for this pipeline's task; `pipeline()` takes them as its first argument.
+TASKS = ("ner", "token-classification")
+# transformers' other tasks: named as pipeline()'s first argument they are a mistake, not a model.
+OTHER_TASKS = frozenset(
+    [
+        "audio-classification",
+        "automatic-speech-recognition",
+        "depth-estimation",
+        "document-question-answering",
+        "feature-extraction",
+        "fill-mask",
+        "image-classification",
+        "image-feature-extraction",
+        "image-segmentation",
+        "image-text-to-text",
+        "image-to-image",
+        "image-to-text",
+        "mask-generation",
+        "object-detection",
+        "question-answering",
+        "sentiment-analysis",
+        "summarization",
+        "table-question-answering",
+        "text-classification",
+        "text-generation",
+        "text-to-audio",
+        "text-to-speech",
+        "text2text-generation",
+        "translation",
+        "video-classification",
+        "visual-question-answering",
+        "zero-shot-audio-classification",
+        "zero-shot-classification",
+        "zero-shot-image-classification",
+        "zero-shot-object-detection",
+    ]
+)
 NO_TOKEN_LABEL = "O"  # label_words: a word the tokenizer drops entirely (e.g. only a NUL)
 Entities = list[Entity] | list[TokenEntity]  # one text's: Entity, or TokenEntity with "none"
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`device` checked against what PyTorch sees; None picks CUDA when there is a GPU, else CPU."""
+# The devices a model can run on here, by torch's device type.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | int | torch.device | None) -> torch.device:
+    """`device` checked against what PyTorch sees; None picks CUDA when there is a GPU, else CPU.
+    Integers as transformers reads them: -1 the CPU, N the GPU N."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = canonical_device(device)
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from e
+    if resolved.type not in DEVICE_TYPES:
+        raise InputError(f"device {device!r} cannot run a model here; use cpu, cuda, cuda:N or mps")
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -158,9 +216,7 @@ class NERPipeline:
         inputs: str,
         *,
         is_split_into_words: Literal[False] = False,
-        aggregation_strategy: str | None = None,
-        ignore_labels: Sequence[str] | None = None,
-        word_grouping: str | None = None,
+        **overrides: Any,
     ) -> Entities: ...
     @overload
     def __call__(
@@ -168,9 +224,7 @@ class NERPipeline:
         inputs: Sequence[str],
         *,
         is_split_into_words: Literal[True],
-        aggregation_strategy: str | None = None,
-        ignore_labels: Sequence[str] | None = None,
-        word_grouping: str | None = None,
+        **overrides: Any,
     ) -> Entities: ...
     @overload
     def __call__(
@@ -178,18 +232,14 @@ class NERPipeline:
         inputs: Sequence[str] | Sequence[Sequence[str]],
         *,
         is_split_into_words: bool = False,
-        aggregation_strategy: str | None = None,
-        ignore_labels: Sequence[str] | None = None,
-        word_grouping: str | None = None,
+        **overrides: Any,
     ) -> list[Entities]: ...
     def __call__(
         self,
         inputs: str | Sequence[str] | Sequence[Sequence[str]],
         *,
         is_split_into_words: bool = False,
-        aggregation_strategy: str | None = None,
-        ignore_labels: Sequence[str] | None = None,
-        word_grouping: str | None = None,
+        **overrides: Any,
     ) -> Entities | list[Entities]:
         """Entities of one text (a list of dicts) or of many (a list of such lists, in order).
 
@@ -197,20 +247,17 @@ class NERPipeline:
         `start`, `end`; with aggregation_strategy="none" one dict per token
         (`aggregation.TokenEntity`): `entity`, `score`, `index`, `word`, `start`, `end`.
         `start`/`end` are character offsets into the text; for pre-split words into the words
-        joined by single spaces. `aggregation_strategy`, `ignore_labels` and `word_grouping`
-        override the pipeline's settings for this call.
+        joined by single spaces.
+
+        overrides: options for this call only, as transformers takes them: `aggregation_strategy`,
+        `ignore_labels`, `word_grouping`, `stride`, `max_length`, `batch_size`, `max_batch_tokens` (`CALL_OPTIONS`).
         """
-        overrides = {
-            "aggregation_strategy": aggregation_strategy,
-            "ignore_labels": ignore_labels,
-            "word_grouping": word_grouping,
-        }
-        call = self.options.replace(**{k: v for k, v in overrides.items() if v is not None})
+        call, runner = self._call_options(overrides)
         strategy, ignore = call.aggregation_strategy, call.ignore_labels
         by_word_ids = call.word_grouping == "word_ids"
         single, batch = as_batch(inputs, is_split_into_words)
         encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
-        predictions = self.runner.run(encodings, "probs" if strategy == "average" else "scores")
+        predictions = runner.run(encodings, "probs" if strategy == "average" else "scores")
 
         tok = self.tokenizer
         P, Q = tok.template.prefix, tok.template.suffix
@@ -228,6 +275,25 @@ class NERPipeline:
             )  # fmt: skip
             results.append(aggregate(tokens, strategy, self.scheme, ignore, tok.tokens_to_string))
         return results[0] if single else results
+
+    def _call_options(self, overrides: dict[str, Any]) -> tuple[PipelineOptions, WindowRunner]:
+        """The options of one call and the runner that applies them (None values: unchanged)."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        fixed = sorted(set(given) - set(CALL_OPTIONS))
+        if fixed:
+            known = {f.name for f in dataclasses.fields(PipelineOptions)}
+            what = "decide how the model loads and runs" if set(fixed) <= known else "are unknown"
+            raise InputError(
+                f"{', '.join(fixed)} {what}: pass them to pipeline(), not to the call; a call "
+                f"takes {', '.join(CALL_OPTIONS)}"
+            )
+        if not given:
+            return self.options, self.runner
+        call = self.options.replace(**given)
+        runner = self.runner
+        if any(getattr(call, name) != getattr(self.options, name) for name in RUNNER_OPTIONS):
+            runner = self.runner.with_options(call)
+        return call, runner
 
     def label_words(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """One label per word of each pre-split sentence: the label of the word's first token
@@ -258,8 +324,29 @@ class NERPipeline:
         return out
 
 
+def model_of(
+    task: str | Path | Model | None, model: str | Path | Model | None
+) -> str | Path | Model:
+    """The model that `pipeline(task, model)` names: `task` may be a task of transformers' (this
+    pipeline's, or a mistake) or, in our own shorter call, the model."""
+    if isinstance(task, str) and task in TASKS:
+        task = None
+    elif isinstance(task, str) and task in OTHER_TASKS and not Path(task).exists():
+        raise InputError(
+            f"task {task!r} is not one minibert-ner runs: it runs named-entity recognition "
+            f"(transformers' {' / '.join(repr(t) for t in TASKS)})"
+        )
+    if task is not None and model is not None:
+        raise InputError(
+            f"pipeline() got the model twice ({task!r} and model={model!r}); the first argument "
+            f"is a task ({', '.join(TASKS)}) or the model"
+        )
+    return model if model is not None else task if task is not None else DEFAULT_MODEL
+
+
 def pipeline(
-    model: str | Path | Model = DEFAULT_MODEL,
+    task: str | Path | Model | None = None,
+    model: str | Path | Model | None = None,
     *,
     tokenizer: str | Path | Tokenizer | None = None,
     options: PipelineOptions | None = None,
@@ -267,16 +354,28 @@ def pipeline(
 ) -> NERPipeline:
     """Load a token classifier and its tokenizer, ready to label text.
 
+        pipeline("dslim/distilbert-NER")                   # the model alone
+        pipeline("ner", model="dslim/distilbert-NER", device=0)   # as transformers takes it
+
+    task: "ner" or "token-classification" (transformers' names for this task), or the model
+        itself; neither: DEFAULT_MODEL.
     model: a hub id ("dslim/distilbert-NER"), a local folder, or a loaded model
-        (`TokenClassifier`, `DebertaTokenClassifier`; then pass `tokenizer`). tokenizer: defaults to the model's own folder.
+        (`TokenClassifier`, `DebertaTokenClassifier`; then pass `tokenizer`). tokenizer: defaults
+        to the model's own folder.
     options, **changes: the pipeline's options (`PipelineOptions`, each field documented
         there): pass an object, or fields by name (`pipeline(m, aggregation_strategy="first",
-        device="cuda")`), or both (the names change the object's fields). An unknown name or a
-        bad value is an InputError, raised before anything loads.
+        device="cuda")`), or both (the names change the object's fields). `device` also takes
+        transformers' integers (-1: CPU, N: GPU N), `torch_dtype` is `dtype`'s transformers name.
+        An unknown name or a bad value is an InputError, raised before anything loads.
 
     A loaded model is used as it is; with device, dtype or quantize given, a copy of it is
     converted and the caller's model stays unchanged.
     """
+    model = model_of(task, model)
+    if "torch_dtype" in changes:
+        if changes.get("dtype") is not None:
+            raise InputError("give dtype or torch_dtype, not both")
+        changes["dtype"] = changes.pop("torch_dtype")
     options = (options or PipelineOptions()).replace(**changes)
     dtype = resolve_dtype(options.dtype)
     if isinstance(model, MODEL_CLASSES):

@@ -12,6 +12,7 @@ token, each token's result taken from the one window that labels it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -90,6 +91,14 @@ class WindowRunner:
         self.tokenizer_max_length = tokenizer.model_max_length
         self._forward = compile_model(model) if options.compile else model
         self.window_content()  # refuse a window too small to hold a token now, not mid-run
+
+    def with_options(self, options: PipelineOptions) -> WindowRunner:
+        """This runner with other options for one call (not `compile`: the model is shared)."""
+        assert options.compile == self.options.compile
+        runner = copy.copy(self)
+        runner.options = options
+        runner.window_content()
+        return runner
 
     @property
     def window_size(self) -> int:

@@ -12,12 +12,14 @@ error, and a change of type always ends one. E- and S- tags (IOBES) follow the s
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, MiniBertWarning
+from .conll import entity_types
 
 __all__ = [
     "Entity",
@@ -188,14 +190,24 @@ def evaluate_pipeline(
     Sentences go to the pipeline `chunk_size` at a time (it batches within each chunk), and
     `progress(n)` is called with the number of sentences labelled after each chunk.
     """
+    predicts = set()
     for label in ner.model.id2label.values():
         try:
-            split_tag(label)
+            predicts.add(split_tag(label)[1])
         except ValueError as e:
             raise ConfigError(
                 f"the model predicts {label!r}, which is not an IOB tag; evaluation needs labels "
                 "like O, B-PER, I-PER (set id2label in the model's config.json)"
             ) from e
+    gold = set(entity_types(sentences))
+    if gold and not gold & predicts:
+        warnings.warn(
+            f"the model predicts the entity types {', '.join(sorted(predicts - {''})) or 'none'} "
+            f"and the data has {', '.join(sorted(gold))}: none in common, so every score is 0; "
+            "is this the model for this data?",
+            MiniBertWarning,
+            stacklevel=2,
+        )
     predicted: list[list[str]] = []
     for start in range(0, len(sentences), chunk_size):
         chunk = sentences[start : start + chunk_size]

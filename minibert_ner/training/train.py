@@ -26,15 +26,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import Model, load_model, save_model
+from ..checkpoint import Model, load_model, read_safetensors, resolve_dtype, save_model
 from ..config import ModelConfig
-from ..errors import DataError, InputError
+from ..errors import DataError
 from ..hub import WEIGHT_FILES, resolve_folder
 from ..inference.pipeline import NERPipeline, resolve_device
 from ..inference.windows import window_length
 from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types
 from .metrics import Report, evaluate_pipeline
+from .options import TrainConfig
 
 __all__ = [
     "IGNORE",
@@ -47,6 +48,7 @@ __all__ = [
     "label_list",
     "linear_schedule",
     "load_for_training",
+    "log_to_stderr",
     "make_optimizer",
     "shuffled_length_batches",
     "token_loss",
@@ -54,36 +56,6 @@ __all__ = [
 ]
 
 IGNORE = -100  # label id the loss skips: special tokens, padding, non-first subwords
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of a fine-tuning run; the defaults follow the BERT paper."""
-
-    epochs: int = 3
-    lr: float = 5e-5  # peak learning rate (BERT paper grid: 5e-5, 3e-5, 2e-5)
-    batch_size: int = 16  # sentences per step (BERT paper: 16 or 32)
-    warmup_ratio: float = 0.1  # fraction of steps with the learning rate rising linearly from 0
-    weight_decay: float = 0.01  # AdamW decay on weight matrices (not biases or LayerNorm)
-    max_grad_norm: float = 1.0  # clip the gradient norm (as transformers' Trainer does)
-    seed: int = 42
-    max_steps: int | None = None  # stop after this many steps (the schedule then spans them)
-    eval_batch_size: int = 64
-    log_every: int = 50  # steps between progress lines
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "max_steps"):
-            value = getattr(self, name)
-            if not (value is None and name == "max_steps") and (
-                not isinstance(value, int) or value < 1
-            ):
-                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if not self.lr > 0:
-            raise InputError(f"lr must be above 0, got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not self.weight_decay >= 0:
-            raise InputError(f"weight_decay must be at least 0, got {self.weight_decay}")
 
 
 @dataclass
@@ -209,14 +181,30 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
     return factor
 
 
-def load_for_training(name_or_path: str | Path, labels: list[str], device: torch.device) -> Model:
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_for_training(
+    folder: str | Path,
+    labels: list[str],
+    device: torch.device,
+    log: Callable[[str], None] = log_to_stderr,
+) -> Model:
     """The model to fine-tune: keep its head if it already predicts exactly these labels (in its
-    own order), else a fresh head for `labels`."""
-    folder = resolve_folder(name_or_path, files=WEIGHT_FILES)
+    own order), else a fresh head for `labels` (and say so when that replaces a head)."""
+    folder = resolve_folder(folder, files=WEIGHT_FILES)
     config = ModelConfig.from_json_file(folder / "config.json")
     if sorted(config.id2label.values()) == sorted(labels):
         return load_model(folder, device=device)
-    return load_model(folder, device=device, id2label=dict(enumerate(labels)))
+    model = load_model(folder, device=device, id2label=dict(enumerate(labels)))
+    if any(name.startswith("classifier.") for name in read_safetensors(folder, names_only=True)):
+        log(
+            f"the checkpoint's head predicts {len(config.id2label)} labels "
+            f"({', '.join(config.id2label.values())}), the data has {len(labels)} "
+            f"({', '.join(labels)}): training a fresh head in its place"
+        )
+    return model
 
 
 def train(
@@ -227,14 +215,22 @@ def train(
     config: TrainConfig | None = None,
     *,
     device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune `model_name` (folder or hub id) on `train_sentences`, score `valid_sentences`
-    after each epoch, and save the best epoch's model and tokenizer to `output` (Hugging Face
-    layout: `transformers` and `TokenClassifier.from_pretrained` both load it)."""
+    """Fine-tune `model_name` (folder or hub id, at `revision`, with `token` for private models)
+    on `train_sentences`, score `valid_sentences` after each epoch, and save the best epoch's
+    model and tokenizer to `output` (Hugging Face layout: `transformers` and `load_model` both
+    load it).
+
+    dtype: the matmuls' dtype under autocast (default bfloat16 on CUDA, float32 on CPU); weights
+    and optimizer state stay float32 either way."""
     config = config or TrainConfig()
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_to_stderr
     device = resolve_device(device)
+    compute = resolve_dtype(dtype) or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     output = Path(output)
     if not train_sentences or not valid_sentences:
         raise DataError("training needs at least one train and one valid sentence")
@@ -244,8 +240,9 @@ def train(
 
     # Seed everything that draws random numbers: the fresh head, dropout, the batch order.
     torch.manual_seed(config.seed)
-    model = load_for_training(model_name, label_list(entity_types(train_sentences)), device)
-    tokenizer = Tokenizer.from_pretrained(model_name)
+    folder = resolve_folder(model_name, revision=revision, token=token, files=WEIGHT_FILES)
+    model = load_for_training(folder, label_list(entity_types(train_sentences)), device, log)
+    tokenizer = Tokenizer.from_pretrained(folder)
     max_tokens = window_length(model.config.max_positions, tokenizer.model_max_length)
     examples = encode_sentences(tokenizer, train_sentences, model.config.label2id, max_tokens)
     lengths = [len(e.input_ids) for e in examples]
@@ -258,8 +255,8 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_schedule(round(config.warmup_ratio * total_steps), total_steps)
     )
-    # bf16 autocast on CUDA: matmuls in bfloat16, weights and optimizer state stay float32.
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # Mixed precision: matmuls in `compute`, weights and optimizer state stay float32.
+    autocast = torch.autocast(device.type, dtype=compute, enabled=compute != torch.float32)
     log(
         f"training {model_name} on {len(examples)} sentences ({sum(lengths)} tokens) on {device}: "
         f"{config.epochs} epochs x {steps_per_epoch} steps of {config.batch_size}, "
