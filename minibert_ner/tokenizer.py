@@ -224,8 +224,10 @@ def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt)
     extra = config.get("additional_special_tokens", config.get("extra_special_tokens"))
     extra = list(kind.extra_special_tokens) if extra is None else extra
     tokens += [_added_token(t) for t in extra if isinstance(t, (str, dict))]
-    seen: set[str] = set()
-    backend.add_tokens([t for t in tokens if not (t.content in seen or seen.add(t.content))])
+    first: dict[str, AddedToken] = {}  # a token listed twice is added as first listed
+    for token in tokens:
+        first.setdefault(token.content, token)
+    backend.add_tokens(list(first.values()))
     return named
 
 
@@ -305,8 +307,7 @@ def _precompiled_charsmap(normalizer: dict[str, Any] | None) -> bytes | None:
     """The SentencePiece normalisation table of a tokenizer.json normaliser, if it has one."""
     if not normalizer:
         return None
-    parts = normalizer.get("normalizers", [normalizer]) if normalizer else []
-    for part in parts:
+    for part in normalizer.get("normalizers", [normalizer]):
         if part.get("type") == "Precompiled" and part.get("precompiled_charsmap"):
             return base64.b64decode(part["precompiled_charsmap"])
     return None
