@@ -255,11 +255,6 @@ class ModelConfig:
                 f"pos_att_type {list(self.pos_att_type)} has unknown term(s) {unknown}; "
                 f"DeBERTa-v2 attention knows {', '.join(DEBERTA_TERMS)}"
             )
-        if self.relative_attention and self.relative_span < 1:
-            raise ConfigError(
-                "relative_attention needs position_buckets > 0, max_relative_positions > 0 "
-                "or max_position_embeddings > 0"
-            )
         mid = self.position_buckets // 2
         if (
             self.relative_attention

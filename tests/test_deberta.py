@@ -192,7 +192,7 @@ def test_base_model_gets_a_fresh_head(tmp_path) -> None:
     tensors = load_file(folder / "model.safetensors")
     base = {k.removeprefix("deberta."): v for k, v in tensors.items() if k.startswith("deberta.")}
     save_file(base, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="base model without a classification head"):
+    with pytest.raises(CheckpointError, match="is a base model.*id2label"):
         load_model(folder)
     model = load_model(folder, id2label={0: "O", 1: "B-X", 2: "I-X"})
     assert model.classifier.weight.shape == (3, 32)
@@ -204,11 +204,6 @@ def test_base_model_gets_a_fresh_head(tmp_path) -> None:
         ({"pos_att_type": ["c2p", "p2p"]}, "pos_att_type .* unknown term"),
         ({"conv_act": "mish", "conv_kernel_size": 3}, "conv_act 'mish' is not supported"),
         ({"attention_head_size": 4}, "attention_head_size 4 x 4 heads"),
-        (
-            {"relative_attention": True, "position_buckets": -1, "max_relative_positions": -1,
-             "max_position_embeddings": 0},
-            "relative_attention needs",
-        ),
         ({"relative_attention": True, "position_buckets": 256, "max_relative_positions": 100},
          "position_buckets 256 cannot bucket distances up to 99"),
         ({"relative_attention": True, "position_buckets": 1}, "position_buckets 1 cannot"),
