@@ -46,10 +46,10 @@ def flops_per_sequence(config, T: int) -> float:
     per_token = L * (4 * 2 * H * H + 2 * 2 * H * I + 2 * 2 * T * H) + 2 * H * config.num_labels
     flops = per_token * T
     if config.model_type == "deberta-v2" and config.relative_attention:
-        # c2p and p2c: every query (key) against the 2*span relative rows, and the relative
-        # table through the key/query projections once per block.
-        rows, terms = 2 * config.relative_span, len(config.pos_att_type)
-        flops += L * terms * (2 * T * rows * H + 2 * rows * H * H)
+        # c2p and p2c: every query (key) against the relative rows its distances reach (at most
+        # 2T - 1); the rows' projection, once per batch, is left out as batch overhead.
+        rows, terms = min(2 * T - 1, 2 * config.relative_span), len(config.pos_att_type)
+        flops += L * terms * 2 * T * rows * H
     return flops
 
 
