@@ -260,18 +260,28 @@ def rebuild(tokenizer_json: dict[str, Any], config: dict[str, Any], kind: Rebuil
         backend.normalizer = normalizers.Precompiled(charsmap)
     add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
     scheme = "always" if add_prefix_space else "never"
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
-    )
-    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+    _metaspace(backend, scheme, [pre_tokenizers.WhitespaceSplit()])
     special = _add_special_tokens(backend, config, kind)
     bos, eos = special["bos_token"], special["eos_token"]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, backend.token_to_id(bos)), (eos, backend.token_to_id(eos))],
-    )
+    _around(backend, bos, eos, pair=f"{bos} $A {eos} {eos} $B {eos}")
     return backend
+
+
+def _metaspace(backend: Backend, scheme: str, before: list[Any]) -> None:
+    """SentencePiece's "▁" before words (`scheme`: always, first, never), after `before`."""
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [*before, pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
+    )
+    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+
+
+def _around(backend: Backend, first: str, last: str, *, pair: str) -> None:
+    """The template `first text last` (and `pair`, for two texts), ids from the vocabulary."""
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{first} $A {last}",
+        pair=pair,
+        special_tokens=[(first, backend.token_to_id(first)), (last, backend.token_to_id(last))],
+    )
 
 
 def _deberta_unigram(backend: Backend, config: dict[str, Any], kind: Rebuilt) -> Backend:
@@ -289,17 +299,10 @@ def _deberta_unigram(backend: Backend, config: dict[str, Any], kind: Rebuilt) ->
     split = [pre_tokenizers.Punctuation("isolated")] if config.get("split_by_punct") else []
     add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
     scheme = "always" if add_prefix_space else "first"
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [*split, pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
-    )
-    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+    _metaspace(backend, scheme, split)
     special = _add_special_tokens(backend, config, kind)
     cls, sep = special["cls_token"], special["sep_token"]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{cls}:0 $A:0 {sep}:0",
-        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
-        special_tokens=[(cls, backend.token_to_id(cls)), (sep, backend.token_to_id(sep))],
-    )
+    _around(backend, cls, sep, pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")
     return backend
 
 
