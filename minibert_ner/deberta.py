@@ -445,3 +445,17 @@ class DebertaTokenClassifier(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.classifier.weight.dtype
+
+    def init_weights(self, module: nn.Module | None = None) -> None:
+        """Fresh weights as `transformers` initialises them: N(0, initializer_range) for linear,
+        convolution and embedding weights (the padding row zero), biases 0, LayerNorm 1/0."""
+        std = self.config.initializer_range
+        for m in (module or self).modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Embedding)):
+                nn.init.normal_(m.weight, std=std)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                m.weight.data[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.LayerNorm)) and m.bias is not None:
+                nn.init.zeros_(m.bias)

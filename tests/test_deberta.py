@@ -270,3 +270,27 @@ def test_inspect_shows_the_position_terms_share(tmp_path, minilm) -> None:
 
     plain = inspect_text(models["no-relative"], tokenizer, text)
     assert plain.position_shares is None and "position" not in plain.attention_table()
+
+
+def test_fresh_weights_as_transformers_initialises_them() -> None:
+    """init_weights, as TokenClassifier's: N(0, initializer_range), biases 0, LayerNorm 1/0, the
+    padding row 0; every module of the v2 layout covered (embed_proj has no bias)."""
+    from minibert_ner.checkpoint import build_model
+
+    raw = {"model_type": "deberta-v2", "hidden_size": 64, "num_attention_heads": 4,
+           "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 500,
+           "initializer_range": 0.5, "id2label": {"0": "O", "1": "B-X"}} | V2_STYLE  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict(raw))
+    model.init_weights()
+    weights = [
+        m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))
+    ]
+    assert all(abs(w.std().item() - 0.5) < 0.1 for w in weights if w.numel() > 500)
+    assert model.embeddings.embed_proj.bias is None and model.conv is not None
+    assert torch.equal(model.embeddings.word_embeddings.weight[0], torch.zeros(24))
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            assert torch.equal(m.weight, torch.ones_like(m.weight))
+        if getattr(m, "bias", None) is not None:
+            assert torch.equal(m.bias, torch.zeros_like(m.bias))
