@@ -1,7 +1,8 @@
-"""minibert-ner: named-entity recognition with hand-written DistilBERT / BERT models in PyTorch.
+"""minibert-ner: named-entity recognition with hand-written DistilBERT / BERT / DeBERTa models in
+PyTorch.
 
 The core, one module each: text -> `tokenizer` -> `model` (weights via `checkpoint`, files via
-`hub`, shapes from `config`) -> labels. Around it, by layer: `inference/` (labels -> entities:
+`hub`, shapes from `config`; DeBERTa's disentangled attention in `deberta`) -> labels. Around it, by layer: `inference/` (labels -> entities:
 the pipeline), `training/` (CoNLL, metrics, fine-tuning), `study/` (model internals),
 `batch/` (corpora of files, Ray), `cli/` (the `minibert-ner` command).
 
@@ -40,6 +41,7 @@ _EXPORTS = {
     "save_model": "checkpoint",
     "TokenClassifier": "model",
     "TokenClassifierOutput": "model",
+    "DebertaTokenClassifier": "deberta",
     "Tokenizer": "tokenizer",
     "Entity": "inference.aggregation",
     "TokenEntity": "inference.aggregation",
@@ -53,6 +55,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import load_model, save_model
     from .config import ModelConfig
+    from .deberta import DebertaTokenClassifier
     from .errors import (
         BatchError,
         CheckpointError,

@@ -5,7 +5,8 @@
 
 Published checkpoints name their tensors after the `transformers` classes
 (`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`;
-RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`).
+RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`;
+DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`).
 One explicit table per family maps each checkpoint module to ours; the same table, read backwards,
 names the tensors when we save, so what we write loads in `transformers` too.
 """
@@ -23,11 +24,25 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import DTYPE_NAMES, ModelConfig
+from .deberta import DebertaTokenClassifier
 from .errors import CheckpointError, InputError
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
 
-__all__ = ["KEY_TABLES", "load_model", "read_safetensors", "resolve_dtype", "save_model"]
+__all__ = [
+    "KEY_TABLES",
+    "MODEL_CLASSES",
+    "Model",
+    "build_model",
+    "load_model",
+    "read_safetensors",
+    "resolve_dtype",
+    "save_model",
+]
+
+# The model classes: the same forward, config, id2label, layers, classifier (see deberta.py).
+MODEL_CLASSES = (TokenClassifier, DebertaTokenClassifier)
+Model = TokenClassifier | DebertaTokenClassifier
 
 # checkpoint module (after the family prefix) -> our module; "{}" is the block index.
 # Each module's parameters keep their names (weight, bias), except legacy LayerNorm gamma/beta.
@@ -59,6 +74,27 @@ KEY_TABLES: dict[str, dict[str, str]] = {
         "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
         "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
     },
+    "deberta-v2": {
+        "embeddings.word_embeddings": "embeddings.word_embeddings",
+        "embeddings.position_embeddings": "embeddings.position_embeddings",  # v2 only
+        "embeddings.token_type_embeddings": "embeddings.token_type_embeddings",
+        "embeddings.embed_proj": "embeddings.embed_proj",  # embedding_size != hidden_size
+        "embeddings.LayerNorm": "embeddings.LayerNorm",
+        "encoder.rel_embeddings": "rel_embeddings",
+        "encoder.LayerNorm": "rel_norm",  # norm_rel_ebd = "layer_norm"
+        "encoder.conv.conv": "conv.conv",  # conv_kernel_size > 0
+        "encoder.conv.LayerNorm": "conv.LayerNorm",
+        "encoder.layer.{}.attention.self.query_proj": "layers.{}.attention.query",
+        "encoder.layer.{}.attention.self.key_proj": "layers.{}.attention.key",
+        "encoder.layer.{}.attention.self.value_proj": "layers.{}.attention.value",
+        "encoder.layer.{}.attention.self.pos_key_proj": "layers.{}.attention.pos_key",
+        "encoder.layer.{}.attention.self.pos_query_proj": "layers.{}.attention.pos_query",
+        "encoder.layer.{}.attention.output.dense": "layers.{}.attention.output",
+        "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attention_norm",
+        "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.intermediate",
+        "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
+        "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
+    },
 }
 # The RoBERTa family is BERT under another prefix; ELECTRA adds the projection of its embeddings.
 KEY_TABLES["roberta"] = KEY_TABLES["xlm-roberta"] = KEY_TABLES["camembert"] = KEY_TABLES["bert"]
@@ -74,6 +110,7 @@ PREFIXES = {
     "xlm-roberta": "roberta.",  # transformers' XLM-R and CamemBERT keep RoBERTa's attribute name
     "camembert": "roberta.",
     "electra": "electra.",
+    "deberta-v2": "deberta.",
 }
 # Old TensorFlow-era names of LayerNorm parameters.
 LEGACY_PARAM_NAMES = {"gamma": "weight", "beta": "bias"}
@@ -85,7 +122,15 @@ IGNORED_KEYS = re.compile(
     r"|^cls\."  # BERT MLM / NSP heads
     r"|^lm_head\."  # RoBERTa-family MLM head
     r"|^(discriminator_predictions|generator_predictions|generator_lm_head)\."  # ELECTRA heads
+    r"|^(deberta\.)?(lm_predictions|mask_predictions)\."  # DeBERTa MLM / replaced-token heads
 )
+
+
+def build_model(config: ModelConfig) -> Model:
+    """The model class the config's family needs, with fresh weights (or none, on meta)."""
+    if config.model_type == "deberta-v2":
+        return DebertaTokenClassifier(config)
+    return TokenClassifier(config)
 
 
 def module_map(config: ModelConfig) -> dict[str, str]:
@@ -169,6 +214,10 @@ def state_dict_from_checkpoint(
         if IGNORED_KEYS.search(key):
             continue
         ours = our_key(key, modules, prefix)
+        if ours == "embeddings.position_embeddings.weight" and ours not in expected:
+            # DeBERTa-v3 checkpoints keep an absolute table their config never uses
+            # (position_biased_input false); transformers skips it as well.
+            continue
         if ours is None or ours not in expected:
             if ours is None or not ours.startswith("classifier."):
                 unexpected.append(key)
@@ -217,7 +266,7 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     num_labels: int | None = None,
     id2label: dict[int, str] | None = None,
-) -> TokenClassifier:
+) -> Model:
     """Build the model a checkpoint's `config.json` describes and load its safetensors weights.
 
     A checkpoint without a classifier (a base model) needs labels (`id2label` or `num_labels`) and
@@ -250,7 +299,7 @@ def load_model(
         )
 
     with torch.device("meta"):
-        model = TokenClassifier(config)  # shapes only: the checkpoint's tensors are assigned below
+        model = build_model(config)  # shapes only: the checkpoint's tensors are assigned below
     expected = {k: v.shape for k, v in model.state_dict().items()}
     if fresh_head:
         expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
@@ -265,7 +314,7 @@ def load_model(
     return model.eval()
 
 
-def save_model(model: TokenClassifier, folder: str | Path) -> None:
+def save_model(model: Model, folder: str | Path) -> None:
     """Write `config.json` and `model.safetensors`, named as `transformers` names them."""
     config = model.config
     pruned = [i for i, b in enumerate(model.layers) if b.attention.num_heads != config.num_heads]

@@ -1,7 +1,7 @@
 """Model configuration: one dataclass for every family, read from and written to `config.json`.
 
-The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA) are one post-LayerNorm
-encoder. They name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
+The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA; DeBERTa-v2/v3, whose
+attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
 `num_hidden_layers`, ...): `FIELD_NAMES` is the single table that translates between them. What a
 family fixes in code rather than in its config.json (RoBERTa's position numbering, DistilBERT's
 missing attention-output dropout, the transformers class defaults) is the `FAMILIES` table.
@@ -28,7 +28,15 @@ __all__ = [
     "ModelConfig",
 ]
 
-SUPPORTED_MODEL_TYPES = ("distilbert", "bert", "roberta", "xlm-roberta", "camembert", "electra")
+SUPPORTED_MODEL_TYPES = (
+    "distilbert",
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "electra",
+    "deberta-v2",
+)
 
 # Our field name -> the name that field has in each family's config.json.
 FIELD_NAMES: dict[str, dict[str, str]] = {
@@ -67,6 +75,23 @@ FIELD_NAMES: dict[str, dict[str, str]] = {
 # The RoBERTa family writes BERT's names; ELECTRA adds the width of its (smaller) embeddings.
 FIELD_NAMES["roberta"] = FIELD_NAMES["xlm-roberta"] = FIELD_NAMES["camembert"] = FIELD_NAMES["bert"]
 FIELD_NAMES["electra"] = FIELD_NAMES["bert"] | {"embedding_size": "embedding_size"}
+# DeBERTa-v2/v3 (and mDeBERTa-v3) write BERT's names too, but no classifier_dropout (its head's
+# dropout is hidden_dropout_prob), and add those of the relative-position attention.
+FIELD_NAMES["deberta-v2"] = {
+    ours: theirs for ours, theirs in FIELD_NAMES["bert"].items() if ours != "classifier_dropout"
+} | {
+    "embedding_size": "embedding_size",
+    "position_biased_input": "position_biased_input",
+    "relative_attention": "relative_attention",
+    "max_relative_positions": "max_relative_positions",
+    "position_buckets": "position_buckets",
+    "pos_att_type": "pos_att_type",
+    "share_att_key": "share_att_key",
+    "norm_rel_ebd": "norm_rel_ebd",
+    "conv_kernel_size": "conv_kernel_size",
+    "conv_groups": "conv_groups",
+    "conv_act": "conv_act",
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,18 @@ FAMILIES: dict[str, Family] = {
     ),
     "xlm-roberta": Family("XLMRobertaForTokenClassification", True, defaults=_ROBERTA),
     "camembert": Family("CamembertForTokenClassification", True, defaults=_ROBERTA),
+    "deberta-v2": Family(  # v2, v3 and mDeBERTa-v3; DebertaV2Config() is the v2-xlarge shape
+        "DebertaV2ForTokenClassification",
+        defaults={
+            "vocab_size": 128100,
+            "hidden_size": 1536,
+            "num_layers": 24,
+            "num_heads": 24,
+            "intermediate_size": 6144,
+            "type_vocab_size": 0,
+            "layer_norm_eps": 1e-7,
+        },
+    ),
     "electra": Family(
         "ElectraForTokenClassification",
         defaults={
@@ -105,6 +142,8 @@ FAMILIES: dict[str, Family] = {
     ),  # fmt: skip
 }
 ARCHITECTURES = {name: family.architecture for name, family in FAMILIES.items()}
+# The relative-position terms DeBERTa's attention knows (pos_att_type).
+DEBERTA_TERMS = ("c2p", "p2c")
 
 # config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
 # "gelu" is the exact erf GELU the checkpoints were trained with; the tanh approximation differs
@@ -137,7 +176,9 @@ class ModelConfig:
     model_type: str = "distilbert"  # a key of FAMILIES: decides checkpoint key names and traits
     vocab_size: int = 28996  # rows of the word-embedding table
     hidden_size: int = 768  # width of the residual stream (DistilBERT: dim)
-    embedding_size: int | None = None  # width of the embeddings (ELECTRA); None: hidden_size
+    embedding_size: int | None = (
+        None  # width of the embeddings (ELECTRA, DeBERTa); None: hidden_size
+    )
     num_layers: int = 6  # transformer blocks
     num_heads: int = 12  # attention heads per block; hidden_size must divide evenly
     intermediate_size: int = 3072  # width of the feed-forward hidden layer (DistilBERT: hidden_dim)
@@ -151,6 +192,17 @@ class ModelConfig:
     attention_dropout: float = 0.1  # dropout on attention probabilities (training only)
     classifier_dropout: float = 0.1  # dropout before the classification head (training only)
     initializer_range: float = 0.02  # std of the normal init for fresh weights
+    # DeBERTa-v2/v3 only (defaults: transformers' for a config.json that omits them).
+    position_biased_input: bool = True  # add absolute position embeddings (v3: False)
+    relative_attention: bool = False  # the c2p / p2c terms over relative positions
+    max_relative_positions: int = -1  # largest relative distance; < 1 = max_position_embeddings
+    position_buckets: int = -1  # > 0: log-bucket distances into 2 x this many rows (v3: 256)
+    pos_att_type: tuple[str, ...] = ()  # which position terms attention adds: "c2p", "p2c"
+    share_att_key: bool = False  # position projections = the key/query ones (v3), else their own
+    norm_rel_ebd: str = "none"  # "layer_norm": LayerNorm on the relative embeddings (v3)
+    conv_kernel_size: int = 0  # > 0: a ConvLayer after the first block (v2-xlarge)
+    conv_groups: int = 1  # its groups
+    conv_act: str = "tanh"  # its activation
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
 
@@ -184,9 +236,39 @@ class ModelConfig:
                 f"activation {self.activation!r} is not supported; "
                 f"choose one of {', '.join(sorted(ACTIVATIONS))}"
             )
+        if self.conv_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"conv_act {self.conv_act!r} is not supported; "
+                f"choose one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        if isinstance(self.pos_att_type, str):  # config.json may write "p2c|c2p"
+            self.pos_att_type = tuple(t.strip() for t in self.pos_att_type.lower().split("|"))
+        if not isinstance(self.pos_att_type, (list, tuple)):
+            raise ConfigError(
+                f"pos_att_type must be a list of terms or a 'p2c|c2p' string, "
+                f"got {self.pos_att_type!r}"
+            )
+        self.pos_att_type = tuple(self.pos_att_type)
+        unknown = [t for t in self.pos_att_type if t not in DEBERTA_TERMS]
+        if unknown:
+            raise ConfigError(
+                f"pos_att_type {list(self.pos_att_type)} has unknown term(s) {unknown}; "
+                f"DeBERTa-v2 attention knows {', '.join(DEBERTA_TERMS)}"
+            )
+        mid = self.position_buckets // 2
+        if (
+            self.relative_attention
+            and self.position_buckets > 0
+            and not (1 <= mid < self.relative_max_position - 1)
+        ):
+            raise ConfigError(
+                f"position_buckets {self.position_buckets} cannot bucket distances up to "
+                f"{self.relative_max_position - 1}: the log buckets need "
+                "2 <= position_buckets < 2 x (max_relative_positions - 1)"
+            )
         if self.embedding_size is None and "embedding_size" in FIELD_NAMES[self.model_type]:
             self.embedding_size = self.hidden_size  # written to config.json, so never None
-        if self.max_positions < 1:
+        if self.max_positions is not None and self.max_positions < 1:
             raise ConfigError(
                 f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
                 f"token ({self.model_type} numbers positions from {self.position_offset})"
@@ -208,12 +290,16 @@ class ModelConfig:
 
     @property
     def embedding_width(self) -> int:
-        """Width of the embedding tables; ELECTRA projects it to hidden_size when they differ."""
+        """Width of the embedding tables; ELECTRA and DeBERTa project it to hidden_size when they
+        differ."""
         return self.embedding_size or self.hidden_size
 
     @property
-    def max_positions(self) -> int:
-        """The longest input the model takes, special tokens included (RoBERTa: 514 rows, 512)."""
+    def max_positions(self) -> int | None:
+        """The longest input the model takes, special tokens included (RoBERTa: 514 rows, 512);
+        None for no limit: a model without absolute positions (DeBERTa-v3) runs any length."""
+        if not self.position_biased_input:
+            return None
         return self.max_position_embeddings - self.position_offset
 
     @property
@@ -227,6 +313,24 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def relative_max_position(self) -> int:
+        """DeBERTa: the largest relative distance (max_relative_positions, or the absolute
+        table's size when that is < 1), which the log buckets stretch to."""
+        if self.max_relative_positions < 1:
+            return self.max_position_embeddings
+        return self.max_relative_positions
+
+    @property
+    def relative_span(self) -> int:
+        """DeBERTa: distances -span..span-1 have rows in the relative table (2 x span rows)."""
+        return self.position_buckets if self.position_buckets > 0 else self.relative_max_position
+
+    @property
+    def norm_rel_layer_norm(self) -> bool:
+        """DeBERTa: whether the relative embeddings pass a LayerNorm (norm_rel_ebd)."""
+        return "layer_norm" in [x.strip() for x in self.norm_rel_ebd.lower().split("|")]
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
@@ -251,6 +355,16 @@ class ModelConfig:
                     checked_type(theirs, value, FIELD_TYPES[ours]) if ours in FIELD_TYPES else value
                 )
         values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
+        if model_type == "deberta-v2":
+            values["classifier_dropout"] = values.get("hidden_dropout", 0.1)  # its head's dropout
+            head_size = raw.get("attention_head_size")
+            if head_size is not None and head_size * raw.get("num_attention_heads", 0) != (
+                raw.get("hidden_size")
+            ):
+                raise ConfigError(
+                    f"attention_head_size {head_size} x {raw.get('num_attention_heads')} heads "
+                    f"differs from hidden_size {raw.get('hidden_size')}; not supported"
+                )
         values["id2label"] = read_id2label(raw.get("id2label"), raw.get("num_labels"))
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
@@ -273,7 +387,8 @@ class ModelConfig:
         out["architectures"] = [ARCHITECTURES[self.model_type]]
         out["model_type"] = self.model_type
         for ours, theirs in FIELD_NAMES[self.model_type].items():
-            out[theirs] = getattr(self, ours)
+            value = getattr(self, ours)
+            out[theirs] = list(value) if isinstance(value, tuple) else value  # pos_att_type
         if self.model_type == "distilbert":
             out["dropout"] = self.hidden_dropout
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}

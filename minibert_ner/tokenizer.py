@@ -4,9 +4,10 @@ Which files a checkpoint has decides how its tokenizer is built, always as `tran
 builds it:
 
 - `tokenizer.json`, used as it is (BERT WordPiece, and any tokenizer class not listed below);
-- `tokenizer.json` of a RoBERTa, XLM-RoBERTa or CamemBERT tokenizer: transformers keeps only its
-  vocabulary (and merges, and the SentencePiece normalisation table) and rebuilds the rest in code
-  from `tokenizer_config.json` (`add_prefix_space`, `trim_offsets`, special tokens). `REBUILT`
+- `tokenizer.json` of a RoBERTa, XLM-RoBERTa, CamemBERT or DeBERTa-v2/v3 tokenizer: transformers
+  keeps only its vocabulary (and merges, and XLM-R's SentencePiece normalisation table) and
+  rebuilds the rest in code from `tokenizer_config.json` (`add_prefix_space`, `trim_offsets`,
+  special tokens; DeBERTa: `do_lower_case`, `split_by_punct`). `REBUILT`
   names those classes and `rebuild` does what their constructors do, so ids and offsets agree;
 - `vocab.txt` only (the dslim BERT models): the BERT WordPiece tokenizer, configured by
   `tokenizer_config.json` (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`);
@@ -23,13 +24,21 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import AddedToken, Encoding, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import (
+    AddedToken,
+    Encoding,
+    Regex,
+    decoders,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
 from tokenizers import Tokenizer as Backend
 from tokenizers.models import BPE, Unigram, WordPiece
 
@@ -102,6 +111,7 @@ MODEL_TOKENIZERS = {
     "roberta": "RobertaTokenizer",
     "xlm-roberta": "XLMRobertaTokenizer",
     "camembert": "CamembertTokenizer",
+    "deberta-v2": "DebertaV2Tokenizer",
 }
 # The special tokens of the RoBERTa-family tokenizers, in the order transformers adds them.
 ROBERTA_SPECIAL_TOKENS = {
@@ -113,7 +123,22 @@ ROBERTA_SPECIAL_TOKENS = {
     "cls_token": "<s>",
     "mask_token": "<mask>",
 }
-SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "sentencepiece.model")
+# DeBERTa-v2/v3's, likewise.
+DEBERTA_SPECIAL_TOKENS = {
+    "bos_token": "[CLS]",
+    "eos_token": "[SEP]",
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+}
+SENTENCEPIECE_FILES = (
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "sentencepiece.model",
+    "spm.model",  # DeBERTa-v2/v3
+)
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,11 @@ class Rebuilt:
     # Special tokens added unless tokenizer_config.json lists its own (CamemBERT's "NOTUSED")
     extra_special_tokens: tuple[str, ...] = ()
     mask_lstrip: bool = False  # the mask token swallows the space before it (CamemBERT)
+    # The class's special tokens (tokenizer_config.json may name others), in the order it adds them
+    special_tokens: Mapping[str, str] = field(default_factory=lambda: ROBERTA_SPECIAL_TOKENS)
+    # Unigram only: DeBERTa's text rules (normalise whitespace, NFC, strip the right end; one
+    # Metaspace) and `[CLS] text [SEP]`, rather than XLM-R's (split on whitespace, `<s> text </s>`)
+    deberta: bool = False
 
 
 REBUILT = {
@@ -137,6 +167,9 @@ REBUILT = {
         add_prefix_space=True,
         extra_special_tokens=("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"),
         mask_lstrip=True,
+    ),
+    "DebertaV2Tokenizer": Rebuilt(
+        "Unigram", add_prefix_space=True, special_tokens=DEBERTA_SPECIAL_TOKENS, deberta=True
     ),
 }
 
@@ -181,7 +214,7 @@ def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt)
     for _, token in sorted(decoder.items(), key=lambda item: int(item[0])):
         tokens.append(_added_token(token))
     named: dict[str, str] = {}
-    for key, default in ROBERTA_SPECIAL_TOKENS.items():
+    for key, default in kind.special_tokens.items():
         value = config.get(key, default)
         if value is None:
             continue
@@ -191,8 +224,10 @@ def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt)
     extra = config.get("additional_special_tokens", config.get("extra_special_tokens"))
     extra = list(kind.extra_special_tokens) if extra is None else extra
     tokens += [_added_token(t) for t in extra if isinstance(t, (str, dict))]
-    seen: set[str] = set()
-    backend.add_tokens([t for t in tokens if not (t.content in seen or seen.add(t.content))])
+    first: dict[str, AddedToken] = {}  # a token listed twice is added as first listed
+    for token in tokens:
+        first.setdefault(token.content, token)
+    backend.add_tokens(list(first.values()))
     return named
 
 
@@ -213,27 +248,61 @@ def rebuild(tokenizer_json: dict[str, Any], config: dict[str, Any], kind: Rebuil
         return roberta_bpe(model["vocab"], merges, config)
 
     vocab = [(piece, float(score)) for piece, score in model["vocab"]]
-    unk = _token_text(config.get("unk_token", ROBERTA_SPECIAL_TOKENS["unk_token"]))
+    unk = _token_text(config.get("unk_token", kind.special_tokens["unk_token"]))
     unk_id = kind.fixed_unk_id
     if unk_id is None:
         unk_id = next((i for i, (piece, _) in enumerate(vocab) if piece == unk), 0)
     backend = Backend(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
+    if kind.deberta:
+        return _deberta_unigram(backend, config, kind)
     charsmap = _precompiled_charsmap(tokenizer_json.get("normalizer"))
     if charsmap is not None:
         backend.normalizer = normalizers.Precompiled(charsmap)
     add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
     scheme = "always" if add_prefix_space else "never"
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
-    )
-    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+    _metaspace(backend, scheme, [pre_tokenizers.WhitespaceSplit()])
     special = _add_special_tokens(backend, config, kind)
     bos, eos = special["bos_token"], special["eos_token"]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, backend.token_to_id(bos)), (eos, backend.token_to_id(eos))],
+    _around(backend, bos, eos, pair=f"{bos} $A {eos} {eos} $B {eos}")
+    return backend
+
+
+def _metaspace(backend: Backend, scheme: str, before: list[Any]) -> None:
+    """SentencePiece's "▁" before words (`scheme`: always, first, never), after `before`."""
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [*before, pre_tokenizers.Metaspace("▁", prepend_scheme=scheme)]
     )
+    backend.decoder = decoders.Metaspace("▁", prepend_scheme=scheme)
+
+
+def _around(backend: Backend, first: str, last: str, *, pair: str) -> None:
+    """The template `first text last` (and `pair`, for two texts), ids from the vocabulary."""
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{first} $A {last}",
+        pair=pair,
+        special_tokens=[(first, backend.token_to_id(first)), (last, backend.token_to_id(last))],
+    )
+
+
+def _deberta_unigram(backend: Backend, config: dict[str, Any], kind: Rebuilt) -> Backend:
+    """What DebertaV2Tokenizer's constructor puts around the Unigram model: whitespace runs,
+    tabs and newlines -> one space, NFC, the right end stripped (tokenizer.json's own normaliser,
+    SentencePiece table included, is dropped); an optional punctuation split and one Metaspace
+    (offsets then include the space before a word); `[CLS] text [SEP]`."""
+    rules = [normalizers.Lowercase()] if config.get("do_lower_case", False) else []
+    rules += [
+        normalizers.Replace(Regex(r"\s{2,}|[\n\r\t]"), " "),
+        normalizers.NFC(),
+        normalizers.Strip(left=False, right=True),
+    ]
+    backend.normalizer = normalizers.Sequence(rules)
+    split = [pre_tokenizers.Punctuation("isolated")] if config.get("split_by_punct") else []
+    add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
+    scheme = "always" if add_prefix_space else "first"
+    _metaspace(backend, scheme, split)
+    special = _add_special_tokens(backend, config, kind)
+    cls, sep = special["cls_token"], special["sep_token"]
+    _around(backend, cls, sep, pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")
     return backend
 
 
@@ -241,8 +310,7 @@ def _precompiled_charsmap(normalizer: dict[str, Any] | None) -> bytes | None:
     """The SentencePiece normalisation table of a tokenizer.json normaliser, if it has one."""
     if not normalizer:
         return None
-    parts = normalizer.get("normalizers", [normalizer]) if normalizer else []
-    for part in parts:
+    for part in normalizer.get("normalizers", [normalizer]):
         if part.get("type") == "Precompiled" and part.get("precompiled_charsmap"):
             return base64.b64decode(part["precompiled_charsmap"])
     return None
@@ -375,7 +443,7 @@ class Tokenizer:
         if kind is None and (folder / "vocab.json").is_file():
             kind = "RobertaTokenizer"  # what transformers guesses for vocab.json + merges.txt
         if kind in REBUILT:
-            for key, default in ROBERTA_SPECIAL_TOKENS.items():
+            for key, default in REBUILT[kind].special_tokens.items():
                 config.setdefault(key, default)  # the class's defaults, stated
         if (folder / "tokenizer.json").is_file():
             path = folder / "tokenizer.json"

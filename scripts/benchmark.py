@@ -18,6 +18,8 @@ Default model: dslim/distilbert-NER if it is in the local cache, else a random m
 (with all-MiniLM-L6-v2's WordPiece vocabulary, the cased one being unavailable offline);
 `--family roberta`: a random model in the roberta-base shape with a byte-level BPE vocabulary
 learnt from CoNLL-2003 train.
+`--family deberta-v3`: a random DeBERTa-v3 in the deberta-v3-base shape, built by transformers,
+with MiniLM's WordPiece vocabulary (its relative-position terms counted in the FLOPs).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, default_model, random_model, read_texts
+from common import DEFAULT_DATA, default_model, random_deberta_model, random_model, read_texts
 
 
 def peak_rss_mb() -> float:
@@ -42,7 +44,13 @@ def flops_per_sequence(config, T: int) -> float:
     """Forward FLOPs of one sequence of T wordpieces (multiply-add = 2 FLOPs)."""
     H, I, L = config.hidden_size, config.intermediate_size, config.num_layers
     per_token = L * (4 * 2 * H * H + 2 * 2 * H * I + 2 * 2 * T * H) + 2 * H * config.num_labels
-    return per_token * T
+    flops = per_token * T
+    if config.model_type == "deberta-v2" and config.relative_attention:
+        # c2p and p2c: every query (key) against the relative rows its distances reach (at most
+        # 2T - 1); the rows' projection, once per batch, is left out as batch overhead.
+        rows, terms = min(2 * T - 1, 2 * config.relative_span), len(config.pos_att_type)
+        flops += L * terms * 2 * T * rows * H
+    return flops
 
 
 def matmul_ceiling() -> float:
@@ -175,10 +183,10 @@ def main() -> None:
     p.add_argument("--engines", default="forward,ours,hf-bs1,hf-bs32")
     p.add_argument(
         "--family",
-        choices=("distilbert", "roberta"),
+        choices=("distilbert", "roberta", "deberta-v3"),
         default="distilbert",
         help="the random model's family and shape when no --model is given: dslim/distilbert-NER "
-        "(WordPiece) or roberta-base (byte-level BPE learnt from CoNLL train)",
+        "(WordPiece), roberta-base (byte-level BPE learnt from CoNLL train) or deberta-v3-base",
     )
     p.add_argument("--startup", action="store_true", help="measure CLI start-up instead")
     p.add_argument(
@@ -194,10 +202,16 @@ def main() -> None:
         return
 
     tmp = tempfile.TemporaryDirectory()
-    shape = {"distilbert": "dslim/distilbert-NER", "roberta": "roberta-base"}[args.family]
+    shapes = {"distilbert": "dslim/distilbert-NER", "roberta": "roberta-base",
+              "deberta-v3": "deberta-v3-base"}  # fmt: skip
     named = args.model or (default_model() if args.family == "distilbert" else "")
-    model = named or str(random_model(Path(tmp.name), family=args.family))
-    report: dict = {"model": named or f"random {shape} shape"}
+    if named:
+        model = named
+    elif args.family == "deberta-v3":
+        model = str(random_deberta_model(Path(tmp.name)))
+    else:
+        model = str(random_model(Path(tmp.name), family=args.family))
+    report: dict = {"model": named or f"random {shapes[args.family]} shape"}
     if args.startup:
         report["startup_s"] = startup(model, repeat=3)
         print(json.dumps(report, indent=2))

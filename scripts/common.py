@@ -92,6 +92,38 @@ def byte_level_bpe(folder: Path, vocab_size: int):
     return Tokenizer.from_pretrained(folder)
 
 
+# deberta-v3-base's shape (DebertaV2Config of microsoft/deberta-v3-base).
+DEBERTA_V3_BASE = {
+    "vocab_size": 128100, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "intermediate_size": 3072, "max_position_embeddings": 512, "relative_attention": True,
+    "position_buckets": 256, "norm_rel_ebd": "layer_norm", "share_att_key": True,
+    "pos_att_type": "p2c|c2p", "layer_norm_eps": 1e-7, "max_relative_positions": -1,
+    "position_biased_input": False, "type_vocab_size": 0,
+}  # fmt: skip
+
+
+def random_deberta_model(folder: Path) -> Path:
+    """A random DeBERTa-v3 token classifier in the deberta-v3-base shape, built and saved by
+    transformers, with MiniLM's WordPiece tokenizer (deberta-v3's own is not available offline;
+    the tokenizer changes the text's wordpieces, not what a forward pass costs per wordpiece)."""
+    import torch
+    import transformers
+
+    from minibert_ner import Tokenizer
+
+    torch.manual_seed(0)
+    id2label = dict(enumerate(LABELS))
+    config = transformers.DebertaV2Config(
+        **DEBERTA_V3_BASE, id2label=id2label, label2id={v: k for k, v in id2label.items()}
+    )
+    model = transformers.DebertaV2ForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(30)  # random models otherwise predict one label everywhere
+    model.save_pretrained(folder)
+    Tokenizer.from_pretrained(minilm_folder()).save(folder)
+    return folder
+
+
 def default_model() -> str:
     """dslim/distilbert-NER when it is in the local Hugging Face cache, else ""."""
     try:

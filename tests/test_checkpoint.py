@@ -89,7 +89,7 @@ def test_missing_and_unexpected_keys_are_named(ckpt) -> None:
 def test_unknown_model_type(ckpt) -> None:
     config = json.loads((ckpt / "config.json").read_text())
     (ckpt / "config.json").write_text(json.dumps(config | {"model_type": "gpt2"}))
-    families = "distilbert, bert, roberta, xlm-roberta, camembert, electra"
+    families = "distilbert, bert, roberta, xlm-roberta, camembert, electra, deberta-v2"
     with pytest.raises(ConfigError, match=f"model_type 'gpt2'.*{families}"):
         load_model(ckpt)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from minibert_ner import TokenClassifier, Tokenizer, load_model, save_model
+from minibert_ner.checkpoint import build_model
 from minibert_ner.errors import CheckpointError, InterventionError
 from minibert_ner.study.interventions import (
     cap_sequence_length,
@@ -25,14 +26,26 @@ from minibert_ner.study.interventions import (
 )
 from minibert_ner.study.lens import inspect_text, logit_lens
 
+from .helpers.checkpoints import DISTILBERT_NER_LABELS, copy_tokenizer
 from .helpers.data import REPO
+from .helpers.deberta import make_deberta_checkpoint
 
 TEXT = "Ada Lovelace met Charles Babbage in London in 1833."
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", params=["distilbert", "bert"])
-def model_dir(request, small_distilbert, small_bert) -> Path:
+@pytest.fixture(scope="module", params=["distilbert", "bert", "deberta-v3", "deberta-v2"])
+def model_dir(request, small_distilbert, small_bert, minilm, tmp_path_factory) -> Path:
+    if request.param.startswith("deberta"):  # MiniLM's tokenizer, as the other two
+        folder = tmp_path_factory.mktemp(request.param)
+        style = request.param.removeprefix("deberta-")
+        # v2 with its relative range read from max_position_embeddings (-1), as v2-xlarge's
+        relative = {"max_relative_positions": -1} if style == "v2" else {}
+        make_deberta_checkpoint(
+            folder, style, labels=DISTILBERT_NER_LABELS, vocab_size=30522, **relative
+        )
+        copy_tokenizer(minilm, folder)
+        return folder
     return small_distilbert if request.param == "distilbert" else small_bert
 
 
@@ -168,7 +181,7 @@ def test_replace_activation_matches_a_model_built_with_it(model, model_dir, batc
     before = logits(model, batch)
     config = copy.deepcopy(model.config)
     config.activation = "relu"
-    relu_model = TokenClassifier(config).eval()
+    relu_model = build_model(config).eval()
     relu_model.load_state_dict(model.state_dict())
     with replace_activation(model, "relu"):
         assert all(isinstance(b.ffn.act, torch.nn.ReLU) for b in model.layers)
@@ -187,17 +200,22 @@ def test_skip_layers_is_reversible_and_composes(model, batch) -> None:
         with torch.inference_mode():
             out = model(**batch, output_hidden_states=True, output_attentions=True)
         assert out.attentions[0] is None
-        assert torch.equal(out.hidden_states[1], out.hidden_states[0])
+        if getattr(model, "conv", None) is None:  # DeBERTa-v2's conv follows block 0 regardless
+            assert torch.equal(out.hidden_states[1], out.hidden_states[0])
         with pytest.raises(InterventionError, match="skipped"):
             mask_heads(model, {0: [0]})
         with replace_activation(model, "relu"):  # only the blocks that run
             assert isinstance(model.layers[1].ffn.act, torch.nn.ReLU)
     assert not torch.allclose(skipped, before, atol=1e-4)
     assert torch.equal(logits(model, batch), before)
-    assert all(type(b).__name__ == "Block" for b in model.layers)
+    assert all(type(b).__name__ in ("Block", "DebertaBlock") for b in model.layers)
 
 
 def test_cap_sequence_length(model, batch) -> None:
+    if model.config.max_positions is None:  # DeBERTa-v3: relative positions only
+        with pytest.raises(InterventionError, match="no absolute positions.*max_length"):
+            cap_sequence_length(model, 8)
+        return
     before = logits(model, batch)
     T = batch["input_ids"].shape[1]
     n = model.config.max_position_embeddings

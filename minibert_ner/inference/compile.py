@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import torch
 
+from ..checkpoint import Model
 from ..errors import MiniBertError
-from ..model import TokenClassifier
 
 __all__ = ["LENGTH_BUCKET", "compile_model"]
 
 LENGTH_BUCKET = 64  # pad sequence lengths up to a multiple of this when compiled
 
 
-def compile_model(model: TokenClassifier, *, mode: str | None = None) -> Callable[..., object]:
+def compile_model(model: Model, *, mode: str | None = None) -> Callable[..., object]:
     """`torch.compile(model)`: same call signature and outputs, faster after a warm-up per shape.
 
     mode: None (default), "reduce-overhead" (CUDA graphs, CUDA only) or "max-autotune".

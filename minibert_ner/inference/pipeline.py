@@ -29,9 +29,8 @@ from typing import Any, Literal, overload
 
 import torch
 
-from ..checkpoint import load_model, resolve_dtype
+from ..checkpoint import MODEL_CLASSES, Model, load_model, resolve_dtype
 from ..errors import InputError
-from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, PipelineOptions, canonical_device
@@ -178,7 +177,7 @@ class NERPipeline:
 
     def __init__(
         self,
-        model: TokenClassifier,
+        model: Model,
         tokenizer: Tokenizer,
         options: PipelineOptions | None = None,
         **changes: Any,
@@ -326,8 +325,8 @@ class NERPipeline:
 
 
 def model_of(
-    task: str | Path | TokenClassifier | None, model: str | Path | TokenClassifier | None
-) -> str | Path | TokenClassifier:
+    task: str | Path | Model | None, model: str | Path | Model | None
+) -> str | Path | Model:
     """The model that `pipeline(task, model)` names: `task` may be a task of transformers' (this
     pipeline's, or a mistake) or, in our own shorter call, the model."""
     if isinstance(task, str) and task in TASKS:
@@ -346,8 +345,8 @@ def model_of(
 
 
 def pipeline(
-    task: str | Path | TokenClassifier | None = None,
-    model: str | Path | TokenClassifier | None = None,
+    task: str | Path | Model | None = None,
+    model: str | Path | Model | None = None,
     *,
     tokenizer: str | Path | Tokenizer | None = None,
     options: PipelineOptions | None = None,
@@ -360,8 +359,9 @@ def pipeline(
 
     task: "ner" or "token-classification" (transformers' names for this task), or the model
         itself; neither: DEFAULT_MODEL.
-    model: a hub id ("dslim/distilbert-NER"), a local folder, or a loaded `TokenClassifier`
-        (then pass `tokenizer`). tokenizer: defaults to the model's own folder.
+    model: a hub id ("dslim/distilbert-NER"), a local folder, or a loaded model
+        (`TokenClassifier`, `DebertaTokenClassifier`; then pass `tokenizer`). tokenizer: defaults
+        to the model's own folder.
     options, **changes: the pipeline's options (`PipelineOptions`, each field documented
         there): pass an object, or fields by name (`pipeline(m, aggregation_strategy="first",
         device="cuda")`), or both (the names change the object's fields). `device` also takes
@@ -378,7 +378,7 @@ def pipeline(
         changes["dtype"] = changes.pop("torch_dtype")
     options = (options or PipelineOptions()).replace(**changes)
     dtype = resolve_dtype(options.dtype)
-    if isinstance(model, TokenClassifier):
+    if isinstance(model, MODEL_CLASSES):
         if tokenizer is None:
             raise InputError("a loaded model needs its tokenizer: pass tokenizer=")
         if options.device is not None or dtype is not None or options.quantize is not None:

@@ -15,13 +15,13 @@ from contextlib import contextmanager
 
 from torch import nn
 
+from ..checkpoint import Model
 from ..errors import MissingExtraError
-from ..model import TokenClassifier
 
 __all__ = ["quantize_int8"]
 
 
-def quantize_int8(model: TokenClassifier, *, include_classifier: bool = False) -> TokenClassifier:
+def quantize_int8(model: Model, *, include_classifier: bool = False) -> Model:
     """Quantize the encoder's linear layers to int8 in place (dynamic activations); returns model.
 
     The classifier stays in float by default: it is tiny, and label scores are what we report.

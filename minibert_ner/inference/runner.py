@@ -19,12 +19,12 @@ from typing import Literal, NamedTuple
 import torch
 from tokenizers import Encoding
 
+from ..checkpoint import Model
 from ..errors import InputError, MiniBertError
-from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
 from .compile import LENGTH_BUCKET, compile_model
 from .options import PipelineOptions
-from .windows import plan_windows
+from .windows import plan_windows, window_length
 
 __all__ = ["Output", "Prediction", "WindowRunner", "length_batches"]
 
@@ -83,7 +83,7 @@ class WindowRunner:
     `max_length` and `compile` (torch.compile at the call site: the model stays a plain module).
     """
 
-    def __init__(self, model: TokenClassifier, tokenizer: Tokenizer, options: PipelineOptions):
+    def __init__(self, model: Model, tokenizer: Tokenizer, options: PipelineOptions):
         self.model = model
         self.options = options
         self.template = tokenizer.template
@@ -103,15 +103,12 @@ class WindowRunner:
     @property
     def window_size(self) -> int:
         """Tokens per forward pass, special tokens included: the smallest of the model's usable
-        positions (`config.max_positions`: RoBERTa's 514 rows hold 512), the tokenizer's
-        `model_max_length` and `max_length`. Read at every call, so that an intervention that
-        shortens the position table takes effect."""
-        limits = (
-            self.model.config.max_positions,
-            self.tokenizer_max_length,
-            self.options.max_length,
+        positions (`config.max_positions`: RoBERTa's 514 rows hold 512; DeBERTa-v3: no limit),
+        the tokenizer's `model_max_length` and `max_length` (`windows.window_length`). Read at
+        every call, so that an intervention that shortens the position table takes effect."""
+        return window_length(
+            self.model.config.max_positions, self.tokenizer_max_length, self.options.max_length
         )
-        return min(limit for limit in limits if limit)
 
     def window_content(self) -> int:
         """Text tokens per window: the window less the template's special tokens."""

@@ -1,7 +1,9 @@
 """Long text as overlapping windows, and the rule that merges them back.
 
-A model knows a fixed number of positions (512 for the dslim models: [CLS] + 510 tokens + [SEP]).
-`transformers`' pipeline silently cuts longer text there. We run it as windows of `size` tokens
+A model knows a fixed number of positions (512 for the dslim models: [CLS] + 510 tokens + [SEP]);
+one without absolute positions (DeBERTa-v3) was still trained on windows of its tokenizer's
+`model_max_length` (`window_length` decides). `transformers`' pipeline silently cuts longer text
+there. We run it as windows of `size` tokens
 that overlap by at least `stride` tokens, spread evenly so that the last one ends at the text's
 end:
 
@@ -30,9 +32,27 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 __all__ = [
+    "TRAINED_LENGTH",
     "Window",
     "plan_windows",
+    "window_length",
 ]
+
+# The length models are trained on when nothing says otherwise (transformers' usual
+# model_max_length): the window of a model without absolute positions and a tokenizer without one.
+TRAINED_LENGTH = 512
+
+
+def window_length(
+    model_limit: int | None, tokenizer_limit: int | None, max_length: int | None = None
+) -> int:
+    """Tokens per window, special tokens included: the smallest of the model's position limit,
+    the tokenizer's `model_max_length` and the caller's `max_length`. A model without a limit
+    (None: relative positions only) runs windows of the length it was trained on, the tokenizer's
+    `model_max_length`, or `TRAINED_LENGTH` when that is unset too."""
+    if model_limit is None and tokenizer_limit is None:
+        tokenizer_limit = TRAINED_LENGTH
+    return min(limit for limit in (model_limit, tokenizer_limit, max_length) if limit)
 
 
 @dataclass(frozen=True)

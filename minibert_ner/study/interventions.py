@@ -1,7 +1,8 @@
 """Interventions: change a loaded model on purpose and see what each part contributes.
 
-Every function here works on our own `TokenClassifier` modules, through PyTorch forward hooks or
-by swapping a sub-module, never by editing `model.py`. Each returns an `Intervention` handle that
+Every function here works on our own model modules (`TokenClassifier`, `DebertaTokenClassifier`:
+the same module names), through PyTorch forward hooks or by swapping a sub-module, never by
+editing `model.py` or `deberta.py`. Each returns an `Intervention` handle that
 undoes the change with `.remove()` or at the end of a `with` block, except `prune_heads`, which
 really removes weights (copy the model first to keep the original):
 
@@ -34,7 +35,11 @@ with each module's first positional input -> its output:
     classifier                        (B, T, H) -> logits (B, T, num_labels)
 
 `layers.{i}` and `layers.{i}.attention` also take the padding bias (B, 1, 1, T) and the
-`output_attentions` flag; probs is None unless attentions were asked for.
+`output_attentions` flag; probs is None unless attentions were asked for. DeBERTa's blocks take
+`RelativePositions` (pairwise mask, bucketed distances, relative table) instead of the bias, and
+add `layers.{i}.attention.pos_key`, `.pos_query` (v2: the relative table -> (2*span, nh*hs)),
+`rel_embeddings`, `rel_norm` and `conv` (after block 0); their embeddings may have no
+`position_embeddings` (v3) and add `embeddings.embed_proj`.
 
 The input of `layers.{i}.attention.output` is the one place where the heads are still apart:
 `mask_heads` works there. `capture` records any of these for reading.
@@ -52,9 +57,11 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..checkpoint import Model
 from ..config import ACTIVATIONS
+from ..deberta import DebertaBlock
 from ..errors import InterventionError
-from ..model import Block, TokenClassifier, make_activation
+from ..model import Block, make_activation
 
 __all__ = [
     "Intervention",
@@ -94,7 +101,7 @@ class Intervention:
         return f"Intervention({self.description}, {state})"
 
 
-def _check_layers(model: TokenClassifier, layers: Iterable[int]) -> list[int]:
+def _check_layers(model: Model, layers: Iterable[int]) -> list[int]:
     n = len(model.layers)
     layers = list(layers)
     bad = [i for i in layers if not isinstance(i, int) or not 0 <= i < n]
@@ -103,19 +110,20 @@ def _check_layers(model: TokenClassifier, layers: Iterable[int]) -> list[int]:
     return sorted(set(layers))
 
 
-def _block(model: TokenClassifier, layer: int) -> Block:
+BLOCKS = (Block, DebertaBlock)
+
+
+def _block(model: Model, layer: int) -> Block | DebertaBlock:
     """The block at `layer`, refusing one that `skip_layers` has taken out."""
     block = model.layers[layer]
-    if not isinstance(block, Block):
+    if not isinstance(block, BLOCKS):
         raise InterventionError(
             f"layer {layer} is skipped (skip_layers); it has no parts to change"
         )
     return block
 
 
-def _check_heads(
-    model: TokenClassifier, heads: Mapping[int, Iterable[int]]
-) -> dict[int, list[int]]:
+def _check_heads(model: Model, heads: Mapping[int, Iterable[int]]) -> dict[int, list[int]]:
     """{layer: heads} with every index checked against the layer's current number of heads."""
     checked: dict[int, list[int]] = {}
     for layer in _check_layers(model, heads):
@@ -141,7 +149,7 @@ def parse_heads(specs: Iterable[str]) -> dict[int, list[int]]:
     return heads
 
 
-def mask_heads(model: TokenClassifier, heads: Mapping[int, Iterable[int]]) -> Intervention:
+def mask_heads(model: Model, heads: Mapping[int, Iterable[int]]) -> Intervention:
     """Silence attention heads: {layer: [head, ...]}, counted from 0.
 
     A forward pre-hook on `layers.{i}.attention.output` zeroes the head's hs columns of the
@@ -172,10 +180,14 @@ def mask_heads(model: TokenClassifier, heads: Mapping[int, Iterable[int]]) -> In
     return Intervention(undo, f"mask heads {_describe(checked)}")
 
 
-def prune_heads(model: TokenClassifier, heads: Mapping[int, Iterable[int]]) -> TokenClassifier:
+# DeBERTa-v2's separate projections of the relative table, split into heads like key/query.
+POSITION_PROJECTIONS = ("pos_key", "pos_query")
+
+
+def prune_heads(model: Model, heads: Mapping[int, Iterable[int]]) -> Model:
     """Remove attention heads for good: {layer: [head, ...]}, in the layer's current numbering.
 
-    The query/key/value projections lose the head's hs output rows and the output projection its
+    The query/key/value projections (and DeBERTa's pos_key/pos_query) lose the head's hs output rows and the output projection its
     hs input columns; `num_heads` of that layer drops accordingly (the remaining heads are
     renumbered 0..n-1). The outputs equal `mask_heads` with the same heads. Not reversible and
     not saveable (config.json has one head count for all layers): deep-copy the model first if
@@ -185,6 +197,8 @@ def prune_heads(model: TokenClassifier, heads: Mapping[int, Iterable[int]]) -> T
     for layer in checked:
         attention = model.layers[layer].attention
         projections = [attention.query, attention.key, attention.value, attention.output]
+        projections += [getattr(attention, n, None) for n in POSITION_PROJECTIONS]
+        projections = [p for p in projections if p is not None]
         if any(p._forward_pre_hooks or p._forward_hooks for p in projections):
             # The projections are replaced below: hooks on the old ones would silently stop.
             raise InterventionError(
@@ -198,8 +212,9 @@ def prune_heads(model: TokenClassifier, heads: Mapping[int, Iterable[int]]) -> T
         # Indices of the kept heads' features in the (nh*hs) concatenation.
         idx = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep] or [torch.arange(0)])
         idx = idx.to(attention.query.weight.device)
-        for name in ("query", "key", "value"):
-            setattr(attention, name, _linear_subset(getattr(attention, name), rows=idx))
+        for name in ("query", "key", "value", *POSITION_PROJECTIONS):
+            if getattr(attention, name, None) is not None:
+                setattr(attention, name, _linear_subset(getattr(attention, name), rows=idx))
         attention.output = _linear_subset(attention.output, cols=idx)
         attention.num_heads = len(keep)
     return model
@@ -239,11 +254,12 @@ class SkippedBlock(nn.Module):
         return x, None
 
 
-def skip_layers(model: TokenClassifier, layers: Iterable[int]) -> Intervention:
+def skip_layers(model: Model, layers: Iterable[int]) -> Intervention:
     """Bypass whole blocks (counted from 0): block i's output becomes its input.
 
     The block is swapped for a `SkippedBlock` (it does not run at all); its entry in
-    `output_attentions` is None and its hidden state repeats the previous one.
+    `output_attentions` is None and its hidden state repeats the previous one (DeBERTa-v2's
+    ConvLayer, which follows block 0 outside it, still runs).
     """
     checked = _check_layers(model, layers)
     originals = {i: model.layers[i] for i in checked}
@@ -258,7 +274,7 @@ def skip_layers(model: TokenClassifier, layers: Iterable[int]) -> Intervention:
 
 
 def replace_activation(
-    model: TokenClassifier,
+    model: Model,
     activation: str | nn.Module | Callable[[], nn.Module],
     layers: Iterable[int] | None = None,
 ) -> Intervention:
@@ -281,7 +297,7 @@ def replace_activation(
     else:
         raise InterventionError(f"activation must be a name or a torch module, not {activation!r}")
     if layers is None:  # every block that runs
-        layers = [i for i, block in enumerate(model.layers) if isinstance(block, Block)]
+        layers = [i for i, block in enumerate(model.layers) if isinstance(block, BLOCKS)]
     checked = _check_layers(model, layers)
     originals = {i: _block(model, i).ffn.act for i in checked}
     for i in checked:
@@ -295,7 +311,7 @@ def replace_activation(
     return Intervention(undo, f"activation {name} in layers {checked}")
 
 
-def cap_sequence_length(model: TokenClassifier, max_tokens: int) -> Intervention:
+def cap_sequence_length(model: Model, max_tokens: int) -> Intervention:
     """Let the model see at most `max_tokens` positions (special tokens included).
 
     The position table is cut to the rows of its first `max_tokens` positions (sharing their
@@ -305,6 +321,11 @@ def cap_sequence_length(model: TokenClassifier, max_tokens: int) -> Intervention
     context each prediction needs.
     """
     table = model.embeddings.position_embeddings
+    if table is None:
+        raise InterventionError(
+            "this model has no absolute positions (DeBERTa-v3: relative ones only), so there "
+            "is no position table to cap; use the pipeline's max_length to shorten its windows"
+        )
     config = model.config
     n = config.max_positions
     if not isinstance(max_tokens, int) or not 2 <= max_tokens <= n:
@@ -317,7 +338,13 @@ def cap_sequence_length(model: TokenClassifier, max_tokens: int) -> Intervention
         rows, table.embedding_dim, padding_idx=table.padding_idx, _weight=table.weight[:rows]
     )
     model.embeddings.position_embeddings = capped
-    model.config = dataclasses.replace(config, max_position_embeddings=rows)
+    # DeBERTa-v2 reads its relative range from max_position_embeddings when it states none:
+    # pin it, so that only the absolute table changes.
+    pinned = {"max_relative_positions": config.relative_max_position}
+    pin = config.relative_attention and config.max_relative_positions < 1
+    model.config = dataclasses.replace(
+        config, max_position_embeddings=rows, **(pinned if pin else {})
+    )
 
     def undo() -> None:
         model.embeddings.position_embeddings = table
@@ -338,7 +365,7 @@ class Recording:
 
 
 @contextmanager
-def capture(model: TokenClassifier, names: Sequence[str]) -> Iterator[Recording]:
+def capture(model: Model, names: Sequence[str]) -> Iterator[Recording]:
     """Record the input and output of the named modules (see the table above) during forwards.
 
     with capture(model, ["embeddings", "layers.0.attention.output"]) as seen:

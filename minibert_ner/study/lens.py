@@ -10,6 +10,9 @@ final norm is needed (pre-LN models such as GPT-2 must apply their final `ln_f` 
     print(inspection.render())            # three tables: labels per layer, norms, heads
     inspection.probs                      # (L+1, T, num_labels)
 
+DeBERTa's attention maps are the softmax of all its terms (content and relative position); each
+head's summary also says how much of its scores the position terms make (`position_share`).
+
 Layer columns are named as the modules are: `emb` is the embeddings output, `L{i}` the output of
 block `layers.{i}` (counted from 0).
 """
@@ -19,11 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
+from ..checkpoint import Model
+from ..deberta import DisentangledAttention, RelativePositions
 from ..errors import InputError
-from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
 
 __all__ = [
@@ -31,11 +36,12 @@ __all__ = [
     "Inspection",
     "inspect_text",
     "logit_lens",
+    "position_share",
     "summarize_head",
 ]
 
 
-def logit_lens(model: TokenClassifier, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+def logit_lens(model: Model, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
     """The classification head on each hidden state: (L+1) x (B, T, H) -> (L+1, B, T, num_labels).
 
     The last entry equals the model's logits (the head's dropout is inactive in eval mode).
@@ -58,10 +64,30 @@ class HeadSummary:
     top: tuple[
         int, int, float
     ]  # strongest query -> key link between two word tokens, and its weight
+    # DeBERTa: share of the attention scores' magnitude that the relative-position terms
+    # (c2p + p2c) make, averaged over queries; None for attention without position terms.
+    position_share: float | None = None
+
+
+def position_share(
+    attention: DisentangledAttention, x: torch.Tensor, positions: RelativePositions
+) -> torch.Tensor | None:
+    """(nh,): per head, mean over queries of sum_j |c2p + p2c| / sum_j (|c2c| + |c2p + p2c|),
+    for the first text of x (B, T, H); None when the attention has no position terms."""
+    terms = attention.score_terms(x[:1], positions)  # each (1, nh, T, T)
+    content = terms.pop("c2c")[0].abs()  # (nh, T, T)
+    if not terms:
+        return None
+    position = sum(terms.values())[0].abs()  # (nh, T, T)
+    return (position.sum(-1) / (content + position).sum(-1)).mean(-1)  # (nh,)
 
 
 def summarize_head(
-    layer: int, head: int, probs: torch.Tensor, special: Sequence[bool]
+    layer: int,
+    head: int,
+    probs: torch.Tensor,
+    special: Sequence[bool],
+    position_share: float | None = None,
 ) -> HeadSummary:
     """Statistics of one head's attention matrix `probs` (T queries, T keys), rows summing to 1."""
     T = probs.shape[0]
@@ -86,6 +112,7 @@ def summarize_head(
         to_prev=prev,
         to_next=next_,
         top=(i, j, links[i, j].item()),
+        position_share=position_share,
     )
 
 
@@ -100,6 +127,8 @@ class Inspection:
     logits: torch.Tensor  # (L+1, T, num_labels): the head on the embeddings and each block output
     hidden_norms: torch.Tensor  # (L+1, T): L2 norm of each token's hidden state
     attentions: list[torch.Tensor | None]  # per block: (nh, T query, T key); None if skipped
+    # DeBERTa, per block: (nh,) share of the scores made by the position terms (position_share)
+    position_shares: list[torch.Tensor | None] | None = None
 
     @property
     def probs(self) -> torch.Tensor:
@@ -117,9 +146,12 @@ class Inspection:
 
     def head_summaries(self) -> list[HeadSummary]:
         """One summary per head of every block that ran."""
+        shares = self.position_shares or [None] * len(self.attentions)
         return [
-            summarize_head(layer, h, attn[h], self.special)
-            for layer, attn in enumerate(self.attentions)
+            summarize_head(
+                layer, h, attn[h], self.special, None if share is None else share[h].item()
+            )
+            for layer, (attn, share) in enumerate(zip(self.attentions, shares, strict=True))
             if attn is not None
             for h in range(attn.shape[0])
         ]
@@ -147,20 +179,25 @@ class Inspection:
 
     def attention_table(self) -> str:
         """One row per head: entropy, where attention goes, the strongest word-to-word link."""
+        summaries = self.head_summaries()
+        with_position = any(s.position_share is not None for s in summaries)
         rows = []
-        for s in self.head_summaries():
+        for s in summaries:
             i, j, w = s.top
             link = f"{self.tokens[i]} -> {self.tokens[j]} {w:.2f}" if w > 0 else "-"
             shares = (s.to_cls, s.to_sep, s.to_self, s.to_prev, s.to_next)
-            rows.append(
-                [f"{s.layer}.{s.head}", f"{s.entropy:.2f}", *(f"{v:.2f}" for v in shares), link]
-            )
+            cells = [f"{s.layer}.{s.head}", f"{s.entropy:.2f}", *(f"{v:.2f}" for v in shares)]
+            if with_position:
+                cells.append("-" if s.position_share is None else f"{s.position_share:.2f}")
+            rows.append([*cells, link])
         for layer, attn in enumerate(self.attentions):
             if attn is None:
-                rows.append([f"{layer}.*", "-", "", "", "", "", "", "(block skipped)"])
+                blank = [""] * (6 if with_position else 5)
+                rows.append([f"{layer}.*", "-", *blank, "(block skipped)"])
         first, last = self.tokens[0], self.tokens[-1]  # the template's: [CLS]/[SEP], <s>/</s>
-        header = ["head", "entropy", first, last, "self", "prev", "next", "strongest link"]
-        return _table(header, rows)
+        header = ["head", "entropy", first, last, "self", "prev", "next"]
+        header += ["position"] if with_position else []
+        return _table([*header, "strongest link"], rows)
 
     def render(self) -> str:
         """The three tables, titled, ready to print."""
@@ -173,13 +210,20 @@ class Inspection:
                 f"Attention per head (layer.head): entropy in bits (uniform = {uniform:.2f});\n"
                 f"mean share of attention on the first token ({self.tokens[0]}), the last "
                 f"({self.tokens[-1]}), the token itself, the previous and the next token (these "
-                "overlap at the ends)\n" + self.attention_table(),
+                "overlap at the ends)"
+                + (
+                    "; position: share of the scores made by the relative-position terms"
+                    if self.position_shares
+                    else ""
+                )
+                + "\n"
+                + self.attention_table(),
             ]
         )
 
 
 @torch.inference_mode()
-def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Inspection:
+def inspect_text(model: Model, tokenizer: Tokenizer, text: str) -> Inspection:
     """Run one text through the model and measure every layer (see the module docstring).
 
     The text must fit in one window of the model (no splitting here, so that every token sees the
@@ -190,19 +234,34 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
     if not text.strip():
         raise InputError("the text is empty: give a sentence to inspect")
     encoding = tokenizer.encode(text)
-    limit = model.config.max_positions
-    if len(encoding.ids) > limit:
+    limit = model.config.max_positions  # None: relative positions only, any length runs
+    if limit is not None and len(encoding.ids) > limit:
         raise InputError(
             f"the text has {len(encoding.ids)} tokens but the model sees at most {limit} at once; "
             "inspect a shorter passage (one sentence is best)"
         )
     batch = tokenizer.to_tensors([encoding], device=model.device)
+    # DeBERTa: keep each attention's inputs, to split its scores into their terms afterwards.
+    inputs: dict[int, tuple] = {}
+    handles = [
+        block.attention.register_forward_pre_hook(partial(_keep_inputs, inputs, i))
+        for i, block in enumerate(model.layers)
+        if isinstance(getattr(block, "attention", None), DisentangledAttention)
+    ]
     was_training = model.training
     model.eval()
     try:
         out = model(**batch, output_hidden_states=True, output_attentions=True)
     finally:
         model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    shares = None
+    if inputs:
+        shares = [
+            position_share(model.layers[i].attention, *inputs[i]) if i in inputs else None
+            for i in range(len(model.layers))
+        ]
     assert out.hidden_states is not None and out.attentions is not None
     hidden = [h[0].float().cpu() for h in out.hidden_states]  # (L+1) x (T, H)
     return Inspection(
@@ -213,7 +272,14 @@ def inspect_text(model: TokenClassifier, tokenizer: Tokenizer, text: str) -> Ins
         logits=logit_lens(model, out.hidden_states)[:, 0].float().cpu(),  # (L+1, T, C)
         hidden_norms=torch.stack([h.norm(dim=-1) for h in hidden]),  # (L+1, T)
         attentions=[None if a is None else a[0].float().cpu() for a in out.attentions],
+        position_shares=[None if v is None else v.float().cpu() for v in shares]
+        if shares and any(v is not None for v in shares)
+        else None,
     )
+
+
+def _keep_inputs(store: dict[int, tuple], layer: int, module: object, args: tuple) -> None:
+    store[layer] = args[:2]  # x (B, T, H), RelativePositions
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_model, read_safetensors, resolve_dtype, save_model
+from ..checkpoint import Model, load_model, read_safetensors, resolve_dtype, save_model
 from ..config import ModelConfig
 from ..errors import DataError
 from ..hub import WEIGHT_FILES, resolve_folder
 from ..inference.pipeline import NERPipeline, resolve_device
-from ..model import TokenClassifier
+from ..inference.windows import window_length
 from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types
 from .metrics import Report, evaluate_pipeline
@@ -151,7 +151,7 @@ def collate(
 
 
 def token_loss(
-    model: TokenClassifier, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    model: Model, input_ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """Cross-entropy averaged over the labelled tokens (first subwords) of a (B, T) batch."""
     logits = model(input_ids, attention_mask=mask).logits  # (B, T, L)
@@ -190,7 +190,7 @@ def load_for_training(
     labels: list[str],
     device: torch.device,
     log: Callable[[str], None] = log_to_stderr,
-) -> TokenClassifier:
+) -> Model:
     """The model to fine-tune: keep its head if it already predicts exactly these labels (in its
     own order), else a fresh head for `labels` (and say so when that replaces a head)."""
     folder = resolve_folder(folder, files=WEIGHT_FILES)
@@ -243,7 +243,7 @@ def train(
     folder = resolve_folder(model_name, revision=revision, token=token, files=WEIGHT_FILES)
     model = load_for_training(folder, label_list(entity_types(train_sentences)), device, log)
     tokenizer = Tokenizer.from_pretrained(folder)
-    max_tokens = min(model.config.max_positions, tokenizer.model_max_length or 10**9)
+    max_tokens = window_length(model.config.max_positions, tokenizer.model_max_length)
     examples = encode_sentences(tokenizer, train_sentences, model.config.label2id, max_tokens)
     lengths = [len(e.input_ids) for e in examples]
 
@@ -331,7 +331,7 @@ def train(
 
 
 def evaluate_model(
-    model: TokenClassifier, tokenizer: Tokenizer, sentences: Sequence[Sentence], batch_size: int
+    model: Model, tokenizer: Tokenizer, sentences: Sequence[Sentence], batch_size: int
 ) -> Report:
     """Score an in-memory model on sentences through the NER pipeline's word labelling (which
     switches the model to eval mode for the call and back afterwards)."""
