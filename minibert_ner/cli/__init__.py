@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "evaluate": "evaluate",
     "train": "train",
+    "serve": "serve",
 }
 
 

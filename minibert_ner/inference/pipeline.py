@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import torch
+from tokenizers import Encoding
 
 from ..checkpoint import load_model, resolve_dtype
 from ..errors import InputError
 from ..model import TokenClassifier
 from ..tokenizer import Tokenizer
-from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
+from .aggregation import Entity, LabelScheme, Strategy, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, PipelineOptions
 from .quantize import quantize_int8
-from .runner import WindowRunner
+from .runner import Prediction, WindowRunner
 
 __all__ = ["NERPipeline", "pipeline", "resolve_device"]
 
@@ -204,21 +205,34 @@ class NERPipeline:
         encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
         predictions = self.runner.run(encodings, "probs" if strategy == "average" else "scores")
 
-        tok = self.tokenizer
-        P, Q = tok.template.prefix, tok.template.suffix
-        results = []
-        for item, enc, pred in zip(batch, encodings, predictions, strict=True):
-            end = len(enc.ids) - Q
-            text, offsets = item, enc.offsets[P:end]
-            if not isinstance(item, str):
-                text, offsets = join_words(item, offsets, enc.word_ids[P:end])
-            tokens = gather_tokens(
-                text, enc.tokens[P:end], offsets, enc.special_tokens_mask[P:end], enc.ids[P:end],
-                pred.labels, pred.scores, pred.probs,
-                first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
-            )  # fmt: skip
-            results.append(aggregate(tokens, strategy, self.scheme, ignore, tok.tokens_to_string))
+        results = [
+            self.entities(item, enc, pred, strategy, ignore)
+            for item, enc, pred in zip(batch, encodings, predictions, strict=True)
+        ]
         return results[0] if single else results
+
+    def entities(
+        self,
+        item: str | Sequence[str],
+        encoding: Encoding,
+        prediction: Prediction,
+        strategy: Strategy,
+        ignore_labels: Sequence[str],
+    ) -> Entities:
+        """One input's entities from its encoding and the runner's prediction for it (step 3 of
+        a call; the server runs steps 1-2 for many requests at once, then this per request).
+        `item`: the text, or its pre-split words."""
+        tok = self.tokenizer
+        P, end = tok.template.prefix, len(encoding.ids) - tok.template.suffix
+        text, offsets = item, encoding.offsets[P:end]
+        if not isinstance(item, str):
+            text, offsets = join_words(item, offsets, encoding.word_ids[P:end])
+        tokens = gather_tokens(
+            text, encoding.tokens[P:end], offsets, encoding.special_tokens_mask[P:end],
+            encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
+            first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
+        )  # fmt: skip
+        return aggregate(tokens, strategy, self.scheme, ignore_labels, tok.tokens_to_string)
 
     def label_words(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """One label per word of each pre-split sentence: the label of the word's first token
