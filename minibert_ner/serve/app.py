@@ -78,6 +78,7 @@ class ServerState:
         self.ner: NERPipeline | None = None
         self.batcher: DynamicBatcher | None = None
         self.load_error: BaseException | None = None
+        self.arriving = 0  # label requests being read and checked, not yet queued
         self.metrics = Metrics(lambda: self.batcher.queue_depth if self.batcher else 0)
 
     def ready(self, ner: NERPipeline) -> None:
@@ -88,6 +89,7 @@ class ServerState:
             max_batch_texts=ner.options.batch_size,
             max_wait=self.limits.batch_wait,
             max_queue=self.limits.max_queue,
+            arriving=lambda: self.arriving,
             on_batch=self.count_batch,
         )
         self.batcher.start()
@@ -145,11 +147,14 @@ async def label(request: Request) -> Response:
         return not_ready(state)
     # While draining, requests already received are still labelled: the server has stopped
     # accepting connections, and it finishes what it was sent.
+    state.arriving += 1
     try:
         body = await read_body(request, state.limits.max_request_bytes)
         parsed = parse_request(body, state.options, state.limits.max_inputs)
     except RequestError as e:
         return error(e.status, e.error_type, str(e))
+    finally:
+        state.arriving -= 1
     try:
         results = await state.batcher.label(parsed.texts, parsed.options)
     except QueueFull as e:

@@ -6,9 +6,13 @@
     await batcher.close()                             # labels what is queued, then stops
 
 How a batch runs:
-1. Requests wait in a queue. When the model is free, the oldest request starts a batch; more
-   join it until it holds `max_batch_texts` texts (a request is never split) or `max_wait`
-   seconds have passed since it started.
+1. Requests wait in a queue. When the model is free, the oldest request starts a batch with
+   every request queued behind it, up to `max_batch_texts` texts (a request is never split).
+   While more requests are arriving (received by the server and not yet queued: `arriving`),
+   the batch waits for them, at most `max_wait` seconds; with none arriving it starts at once,
+   so that a lone request never waits (waking a sleeping thread can take milliseconds on a
+   busy machine). Under load, requests queue while the model runs, and batches fill by
+   themselves.
 2. On the model's own thread (the event loop never waits for the model), every text of the
    batch is tokenized at once and the pipeline's runner puts all their tokens through the model
    together, in length-sorted forward passes under the pipeline's `batch_size` and
@@ -65,12 +69,14 @@ class DynamicBatcher:
         max_batch_texts: int,
         max_wait: float,
         max_queue: int,
+        arriving: Callable[[], int] = lambda: 0,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
     ) -> None:
         self.ner = ner
         self.max_batch_texts = max_batch_texts
         self.max_wait = max_wait
         self.max_queue = max_queue
+        self.arriving = arriving  # requests received, not yet handed to `label`
         self.on_batch = on_batch  # called on the event loop after each batch
         self._pending: deque[Job] = deque()
         self._arrived = asyncio.Event()
@@ -138,7 +144,7 @@ class DynamicBatcher:
                 count += len(jobs[-1].texts)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0 or self._closing:
+            if remaining <= 0 or self._closing or not self.arriving():
                 break
             self._arrived.clear()
             try:

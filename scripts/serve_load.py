@@ -1,0 +1,304 @@
+"""Load on `minibert-ner serve` beside the offline pipeline on the same texts, in one run.
+
+    python scripts/serve_load.py [--model M] [--shape minilm] [--requests 20000] [--json OUT]
+
+The texts are the CoNLL-2003 test sentences (words joined by spaces), one sentence a request.
+The model is --model, else a random DistilBERT NER model of --shape (dslim: 768 wide, 6 layers;
+minilm: 384 wide, 6 layers; small: 64 wide, 2 layers), built here with MiniLM's tokenizer.
+
+1. offline, in this process (the server not yet started): `ner(texts)` over all sentences
+   (texts/s) and `ner(text)` one sentence at a time (latency);
+2. the server, `minibert-ner serve`, in a process of its own; the load generator here, on the
+   same machine: closed-loop clients, each on its own keep-alive connection (asyncio, raw
+   HTTP/1.1, so that the generator costs little), one request in flight per client;
+   - 1 client over --idle requests (the idle latency beside the direct `ner(text)` call),
+   - 8 clients over --mid requests,
+   - 32 clients over --requests requests: throughput beside offline, and the server's resident
+     memory (VmRSS) every 1,000 requests;
+   - a soak of --soak requests from 32 clients, --bad of them bad (malformed JSON, wrong types,
+     empty text, unknown parameters, too many texts), the good ones with random strategies and
+     ignore_labels: no 5xx, each bad one its 4xx, each good one exact;
+3. offline again (the machine may be shared: both offline figures are shown, the ratio uses
+   their mean).
+Every good answer is compared with the offline pipeline's for the same text and parameters
+(labels, words and offsets equal, scores within 1e-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import DEFAULT_DATA, REPO, SHAPES, random_model, read_texts
+
+STRATEGIES = ("none", "simple", "first", "average", "max")
+IGNORE_CHOICES = ([], ["O", "PER"], ["O", "B-LOC", "I-LOC"], ["O", "MISC", "ORG"])
+BAD_REQUESTS = [  # (body, the status it must get)
+    (b"{not json", 400),
+    (b'{"inputs": 3}', 422),
+    (b'{"inputs": ""}', 422),
+    (b'{"inputs": []}', 422),
+    (b'{"inputs": ["ok", 5]}', 422),
+    (b'{"inputs": "x", "parameters": {"aggregation_strategy": "longest"}}', 422),
+    (b'{"inputs": "x", "parameters": {"stride": -1}}', 422),
+    (b'{"inputs": "x", "model": "other"}', 422),
+    (json.dumps({"inputs": ["a"] * 65}).encode(), 413),  # over the default --max-inputs (64)
+]
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection posting JSON bodies to /."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST / HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+        data = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(x * 1000 for x in seconds)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50": statistics.median(ms), "p95": q[94], "p99": q[98]}
+
+
+def same_entities(got: list, want: list) -> bool:
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        if list(a) != list(b) or abs(a["score"] - b["score"]) > 1e-4:
+            return False
+        if any(a[k] != b[k] for k in a if k != "score"):
+            return False
+    return True
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+async def load(
+    host: str,
+    port: int,
+    clients: int,
+    requests: list[tuple[bytes, object]],
+    server_pid: int | None = None,
+) -> dict:
+    """`clients` closed-loop clients over `requests` ((body, expected) pairs; expected: the
+    entities, or the 4xx status of a bad request). With `server_pid`, the server's resident
+    memory at the start and every 1,000 requests."""
+    counter = itertools.count()
+    memory = [(0, rss_mb(server_pid))] if server_pid else []
+    latencies: list[float] = []
+    outcome = {"ok": 0, "wrong": 0, "refused_as_expected": 0, "server_errors": 0, "other": 0}
+
+    async def client() -> None:
+        connection = Connection(host, port)
+        while (i := next(counter)) < len(requests):
+            body, want = requests[i]
+            started = time.perf_counter()
+            status, data = await connection.post(body)
+            latencies.append(time.perf_counter() - started)
+            if status >= 500:
+                outcome["server_errors"] += 1
+            elif isinstance(want, int):
+                outcome["refused_as_expected" if status == want else "other"] += 1
+            elif status == 200:
+                outcome["ok" if same_entities(json.loads(data), want) else "wrong"] += 1
+            else:
+                outcome["other"] += 1
+            if server_pid and (i + 1) % 1000 == 0:
+                memory.append((i + 1, rss_mb(server_pid)))
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    wall = time.perf_counter() - started
+    return {"clients": clients, "requests": len(requests), "seconds": wall,
+            "per_second": len(requests) / wall, **percentiles(latencies), **outcome,
+            **({"rss_mb": memory} if memory else {})}  # fmt: skip
+
+
+def offline(ner, texts: list[str], group: int | None = None) -> float:
+    """texts/s of ner(texts), after a warm-up; with `group`, of ner(part) over consecutive parts
+    of `group` texts (what `group` concurrent one-text requests can give a batch at most)."""
+    ner(texts[:64])
+    parts = (
+        [texts] if group is None else [texts[i : i + group] for i in range(0, len(texts), group)]
+    )
+    started = time.perf_counter()
+    for part in parts:
+        ner(part)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
+    command = [sys.executable, "-m", "minibert_ner", "serve", "--model", model, "--port", "0",
+               *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    found = re.search(r"http://([\d.]+):(\d+)", process.stderr.readline())
+    assert found, "the server did not say where it listens"
+    host, port = found.group(1), int(found.group(2))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=5) as r:
+                if r.status == 200:
+                    return process, host, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server was not ready within 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL file")
+    parser.add_argument("--model", help="hub id or folder (default: a random model of --shape)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="minilm")
+    parser.add_argument("--requests", type=int, default=20000, help="the 32-client run")
+    parser.add_argument("--mid", type=int, default=2000, help="the 8-client run")
+    parser.add_argument("--idle", type=int, default=500, help="the 1-client run")
+    parser.add_argument("--soak", type=int, default=2000, help="the soak's requests")
+    parser.add_argument("--bad", type=float, default=0.1, help="the soak's share of bad ones")
+    parser.add_argument("--server-args", default="", help="more serve flags, one string")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+
+    import torch
+
+    import minibert_ner
+
+    texts = read_texts(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or str(random_model(Path(tmp) / "model", shape=args.shape))
+        ner = minibert_ner.pipeline(model)
+        report: dict = {"model": args.model or f"random {args.shape}", "texts": len(texts),
+                        "torch_threads": torch.get_num_threads()}  # fmt: skip
+        print(f"model {report['model']}; {len(texts)} CoNLL test sentences; "
+              f"torch threads {report['torch_threads']}", flush=True)  # fmt: skip
+
+        # 1. offline, the server not running
+        first = offline(ner, texts)
+        grouped = offline(ner, texts, group=32)
+        reference = ner(texts)
+        idle_texts = texts[: args.idle]
+        direct = []
+        for text in idle_texts:
+            started = time.perf_counter()
+            ner(text)
+            direct.append(time.perf_counter() - started)
+        print(f"offline ner(texts): {first:.1f} texts/s; 32 at a time: {grouped:.1f} texts/s; "
+              f"direct ner(text) "
+              f"p50 {percentiles(direct)['p50']:.2f} ms", flush=True)  # fmt: skip
+
+        def good(i: int) -> tuple[bytes, object]:
+            k = i % len(texts)
+            return json.dumps({"inputs": texts[k]}).encode(), reference[k]
+
+        process, host, port = start_server(model, args.server_args.split())
+        try:
+            runs = {}
+            for clients, count in ((1, args.idle), (8, args.mid), (32, args.requests)):
+                requests = [good(i) for i in range(count)]
+                pid = process.pid if clients == 32 else None
+                runs[clients] = asyncio.run(load(host, port, clients, requests, pid))
+                r = runs[clients]
+                print(f"{clients:>2} clients, {count} requests: {r['per_second']:.1f} req/s, "
+                      f"p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms; "
+                      f"exact {r['ok']}, wrong {r['wrong']}, 5xx {r['server_errors']}", flush=True)  # fmt: skip
+
+            # the soak: good requests with random parameters (answers from the pipeline called
+            # directly with the same ones), bad ones mixed in
+            rng = random.Random(0)
+            soak: list[tuple[bytes, object]] = []
+            for _ in range(args.soak):
+                if rng.random() < args.bad:
+                    soak.append(rng.choice(BAD_REQUESTS))
+                    continue
+                text = texts[rng.randrange(len(texts))]
+                parameters: dict = {"aggregation_strategy": rng.choice(STRATEGIES)}
+                if rng.random() < 0.3:
+                    parameters["ignore_labels"] = rng.choice(IGNORE_CHOICES)
+                body = json.dumps({"inputs": text, "parameters": parameters}).encode()
+                soak.append((body, ner(text, **parameters)))
+            runs["soak"] = s = asyncio.run(load(host, port, 32, soak))
+            print(f"soak, 32 clients, {args.soak} requests ({args.bad:.0%} bad): exact "
+                  f"{s['ok']}, wrong {s['wrong']}, refused as expected "
+                  f"{s['refused_as_expected']}, other {s['other']}, 5xx {s['server_errors']}",
+                  flush=True)  # fmt: skip
+        finally:
+            process.terminate()
+            status = process.wait(60)
+        second = offline(ner, texts)
+        mean = (first + second) / 2
+        heavy = runs[32]
+        memory = heavy["rss_mb"]
+        warm = next(mb for n, mb in memory if n >= 1000) if len(memory) > 1 else memory[0][1]
+        report.update(
+            offline_texts_per_second=[first, second],
+            offline_32_at_a_time_texts_per_second=grouped,
+            direct_p50_ms=percentiles(direct)["p50"],
+            runs=runs,
+            throughput_ratio=heavy["per_second"] / mean,
+            idle_p50_difference_ms=runs[1]["p50"] - percentiles(direct)["p50"],
+            rss_mb_after_1000=warm,
+            rss_mb_end=memory[-1][1],
+            rss_mb_max=max(mb for _, mb in memory),
+            server_exit_status=status,
+        )
+    print(f"offline again: {second:.1f} texts/s")
+    print(f"32 clients / offline: {report['throughput_ratio']:.2f}x "
+          f"({heavy['per_second']:.1f} req/s / mean of {first:.1f} and {second:.1f} texts/s); "
+          f"/ offline 32 at a time: {heavy['per_second'] / grouped:.2f}x")  # fmt: skip
+    print(f"idle: server p50 {runs[1]['p50']:.2f} ms vs direct ner(text) "
+          f"{report['direct_p50_ms']:.2f} ms: +{report['idle_p50_difference_ms']:.2f} ms")  # fmt: skip
+    print(f"server RSS: {memory[0][1]:.0f} MB at start, {warm:.0f} MB after 1000 requests, "
+          f"{memory[-1][1]:.0f} MB after {heavy['requests']}, max {report['rss_mb_max']:.0f} MB")  # fmt: skip
+    print(f"server exit status after SIGTERM: {status}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
