@@ -1,25 +1,24 @@
 """Load on `minibert-ner serve` beside the offline pipeline on the same texts, in one run.
 
-    python scripts/serve_load.py [--model M] [--shape minilm] [--requests 20000] [--json OUT]
+    python scripts/serve_load.py [--model M] [--shape minilm] [--texts N] [--requests 20000] [--json OUT]
 
 The texts are the CoNLL-2003 test sentences (words joined by spaces), one sentence a request.
 The model is --model, else a random DistilBERT NER model of --shape (dslim: 768 wide, 6 layers;
 minilm: 384 wide, 6 layers; small: 64 wide, 2 layers), built here with MiniLM's tokenizer.
 
-1. offline, in this process (the server not yet started): `ner(texts)` over all sentences
-   (texts/s) and `ner(text)` one sentence at a time (latency);
-2. the server, `minibert-ner serve`, in a process of its own; the load generator here, on the
-   same machine: closed-loop clients, each on its own keep-alive connection (asyncio, raw
-   HTTP/1.1, so that the generator costs little), one request in flight per client;
-   - 1 client over --idle requests (the idle latency beside the direct `ner(text)` call),
-   - 8 clients over --mid requests,
-   - 32 clients over --requests requests: throughput beside offline, and the server's resident
-     memory (VmRSS) every 1,000 requests;
-   - a soak of --soak requests from 32 clients, --bad of them bad (malformed JSON, wrong types,
-     empty text, unknown parameters, too many texts), the good ones with random strategies and
-     ignore_labels: no 5xx, each bad one its 4xx, each good one exact;
-3. offline again (the machine may be shared: both offline figures are shown, the ratio uses
-   their mean).
+The server, `minibert-ner serve`, runs in a process of its own; the load generator and the
+offline pipeline run here, on the same machine. Clients are closed loops, each on its own
+keep-alive connection (asyncio, raw HTTP/1.1, so that the generator costs little), one request
+in flight per client. On a shared machine the load changes from minute to minute, so what is
+compared runs in turn, close together:
+1. idle: each of --idle sentences through `ner(text)`, then through the server by one client;
+2. --rounds rounds of `ner(texts)` offline, then 32 clients sending the same texts (throughput,
+   and p50/p95/p99 latency at 32 clients); the ratio is the median of the rounds';
+3. 8 clients over --mid requests (latency);
+4. 32 clients over --requests requests, the server's resident memory (VmRSS) every 1,000;
+5. a soak of --soak requests from 32 clients, --bad of them bad (malformed JSON, wrong types,
+   empty text, unknown parameters, too many texts), the good ones with random strategies and
+   ignore_labels: no 5xx, each bad one its 4xx status, each good one exact.
 Every good answer is compared with the offline pipeline's for the same text and parameters
 (labels, words and offsets equal, scores within 1e-4).
 """
@@ -28,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import itertools
 import json
 import os
@@ -159,17 +159,31 @@ async def load(
             **({"rss_mb": memory} if memory else {})}  # fmt: skip
 
 
-def offline(ner, texts: list[str], group: int | None = None) -> float:
-    """texts/s of ner(texts), after a warm-up; with `group`, of ner(part) over consecutive parts
-    of `group` texts (what `group` concurrent one-text requests can give a batch at most)."""
+def offline(ner, texts: list[str]) -> float:
+    """texts/s of ner(texts), after a warm-up."""
     ner(texts[:64])
-    parts = (
-        [texts] if group is None else [texts[i : i + group] for i in range(0, len(texts), group)]
-    )
     started = time.perf_counter()
-    for part in parts:
-        ner(part)
+    ner(texts)
     return len(texts) / (time.perf_counter() - started)
+
+
+def idle_pairs(ner, host: str, port: int, texts: list[str]) -> tuple[list[float], list[float]]:
+    """Latency of `ner(text)` and of the same text sent to the idle server by one client (a
+    keep-alive connection), text by text in turn, so that both see the same machine."""
+    connection = http.client.HTTPConnection(host, port)
+    direct, served = [], []
+    for text in texts:
+        started = time.perf_counter()
+        ner(text)
+        direct.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        connection.request("POST", "/", body=json.dumps({"inputs": text}))
+        response = connection.getresponse()
+        response.read()
+        served.append(time.perf_counter() - started)
+        assert response.status == 200
+    connection.close()
+    return direct, served
 
 
 def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
@@ -194,11 +208,13 @@ def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen, str, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL file")
+    parser.add_argument("--texts", type=int, help="use the first N sentences (default: all)")
     parser.add_argument("--model", help="hub id or folder (default: a random model of --shape)")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="minilm")
-    parser.add_argument("--requests", type=int, default=20000, help="the 32-client run")
+    parser.add_argument("--rounds", type=int, default=3, help="offline / 32-client rounds")
+    parser.add_argument("--requests", type=int, default=20000, help="the memory run (32 clients)")
     parser.add_argument("--mid", type=int, default=2000, help="the 8-client run")
-    parser.add_argument("--idle", type=int, default=500, help="the 1-client run")
+    parser.add_argument("--idle", type=int, default=300, help="the 1-client pairs")
     parser.add_argument("--soak", type=int, default=2000, help="the soak's requests")
     parser.add_argument("--bad", type=float, default=0.1, help="the soak's share of bad ones")
     parser.add_argument("--server-args", default="", help="more serve flags, one string")
@@ -209,44 +225,62 @@ def main() -> None:
 
     import minibert_ner
 
-    texts = read_texts(args.data)
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    texts = read_texts(args.data, args.texts)
+    report: dict = {"texts": len(texts), "torch_threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(random_model(Path(tmp) / "model", shape=args.shape))
+        report["model"] = args.model or f"random {args.shape}"
         ner = minibert_ner.pipeline(model)
-        report: dict = {"model": args.model or f"random {args.shape}", "texts": len(texts),
-                        "torch_threads": torch.get_num_threads()}  # fmt: skip
-        print(f"model {report['model']}; {len(texts)} CoNLL test sentences; "
-              f"torch threads {report['torch_threads']}", flush=True)  # fmt: skip
-
-        # 1. offline, the server not running
-        first = offline(ner, texts)
-        grouped = offline(ner, texts, group=32)
         reference = ner(texts)
-        idle_texts = texts[: args.idle]
-        direct = []
-        for text in idle_texts:
-            started = time.perf_counter()
-            ner(text)
-            direct.append(time.perf_counter() - started)
-        print(f"offline ner(texts): {first:.1f} texts/s; 32 at a time: {grouped:.1f} texts/s; "
-              f"direct ner(text) "
-              f"p50 {percentiles(direct)['p50']:.2f} ms", flush=True)  # fmt: skip
+        say(f"model {report['model']}; {len(texts)} CoNLL test sentences; torch threads "
+            f"{report['torch_threads']} (this process and the server's)")  # fmt: skip
 
         def good(i: int) -> tuple[bytes, object]:
             k = i % len(texts)
             return json.dumps({"inputs": texts[k]}).encode(), reference[k]
 
+        def show(name: str, r: dict) -> None:
+            say(f"{name}: {r['requests']} requests, {r['per_second']:.1f} req/s, p50 "
+                f"{r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms; exact "
+                f"{r['ok']}, wrong {r['wrong']}, refused as expected {r['refused_as_expected']}, "
+                f"other {r['other']}, 5xx {r['server_errors']}")  # fmt: skip
+
         process, host, port = start_server(model, args.server_args.split())
         try:
-            runs = {}
-            for clients, count in ((1, args.idle), (8, args.mid), (32, args.requests)):
-                requests = [good(i) for i in range(count)]
-                pid = process.pid if clients == 32 else None
-                runs[clients] = asyncio.run(load(host, port, clients, requests, pid))
-                r = runs[clients]
-                print(f"{clients:>2} clients, {count} requests: {r['per_second']:.1f} req/s, "
-                      f"p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms; "
-                      f"exact {r['ok']}, wrong {r['wrong']}, 5xx {r['server_errors']}", flush=True)  # fmt: skip
+            # idle: one client beside the direct call, text by text
+            direct, served = idle_pairs(ner, host, port, texts[: args.idle])
+            report["idle"] = {"direct": percentiles(direct), "server": percentiles(served)}
+            d, v = report["idle"]["direct"]["p50"], report["idle"]["server"]["p50"]
+            say(f"idle, 1 client, {len(served)} texts: server p50 {v:.2f} ms, direct ner(text) "
+                f"p50 {d:.2f} ms: +{v - d:.2f} ms")  # fmt: skip
+
+            # throughput: offline ner(texts) and 32 clients over the same texts, in turn
+            report["rounds"] = []
+            for r in range(args.rounds):
+                alone = offline(ner, texts)
+                served = asyncio.run(load(host, port, 32, [good(i) for i in range(len(texts))]))
+                report["rounds"].append({"offline": alone, "clients_32": served})
+                say(f"round {r + 1}: offline ner(texts) {alone:.1f} texts/s; 32 clients "
+                    f"{served['per_second']:.1f} req/s: {served['per_second'] / alone:.2f}x; "
+                    f"p50 {served['p50']:.1f} ms, p95 {served['p95']:.1f} ms, p99 "
+                    f"{served['p99']:.1f} ms; exact {served['ok']}/{served['requests']}")  # fmt: skip
+            ratios = [x["clients_32"]["per_second"] / x["offline"] for x in report["rounds"]]
+            report["throughput_ratio_median"] = statistics.median(ratios)
+
+            report["clients_8"] = r8 = asyncio.run(
+                load(host, port, 8, [good(i) for i in range(args.mid)])
+            )
+            show("8 clients", r8)
+            report["memory_run"] = rm = asyncio.run(
+                load(host, port, 32, [good(i) for i in range(args.requests)], process.pid)
+            )
+            show("32 clients, memory run", rm)
+            memory = rm["rss_mb"]
+            say("server RSS (MB) by requests served: "
+                + ", ".join(f"{n}: {mb:.0f}" for n, mb in memory))  # fmt: skip
 
             # the soak: good requests with random parameters (answers from the pipeline called
             # directly with the same ones), bad ones mixed in
@@ -262,40 +296,14 @@ def main() -> None:
                     parameters["ignore_labels"] = rng.choice(IGNORE_CHOICES)
                 body = json.dumps({"inputs": text, "parameters": parameters}).encode()
                 soak.append((body, ner(text, **parameters)))
-            runs["soak"] = s = asyncio.run(load(host, port, 32, soak))
-            print(f"soak, 32 clients, {args.soak} requests ({args.bad:.0%} bad): exact "
-                  f"{s['ok']}, wrong {s['wrong']}, refused as expected "
-                  f"{s['refused_as_expected']}, other {s['other']}, 5xx {s['server_errors']}",
-                  flush=True)  # fmt: skip
+            report["soak"] = asyncio.run(load(host, port, 32, soak))
+            show(f"soak, 32 clients, {args.bad:.0%} bad", report["soak"])
         finally:
             process.terminate()
-            status = process.wait(60)
-        second = offline(ner, texts)
-        mean = (first + second) / 2
-        heavy = runs[32]
-        memory = heavy["rss_mb"]
-        warm = next(mb for n, mb in memory if n >= 1000) if len(memory) > 1 else memory[0][1]
-        report.update(
-            offline_texts_per_second=[first, second],
-            offline_32_at_a_time_texts_per_second=grouped,
-            direct_p50_ms=percentiles(direct)["p50"],
-            runs=runs,
-            throughput_ratio=heavy["per_second"] / mean,
-            idle_p50_difference_ms=runs[1]["p50"] - percentiles(direct)["p50"],
-            rss_mb_after_1000=warm,
-            rss_mb_end=memory[-1][1],
-            rss_mb_max=max(mb for _, mb in memory),
-            server_exit_status=status,
-        )
-    print(f"offline again: {second:.1f} texts/s")
-    print(f"32 clients / offline: {report['throughput_ratio']:.2f}x "
-          f"({heavy['per_second']:.1f} req/s / mean of {first:.1f} and {second:.1f} texts/s); "
-          f"/ offline 32 at a time: {heavy['per_second'] / grouped:.2f}x")  # fmt: skip
-    print(f"idle: server p50 {runs[1]['p50']:.2f} ms vs direct ner(text) "
-          f"{report['direct_p50_ms']:.2f} ms: +{report['idle_p50_difference_ms']:.2f} ms")  # fmt: skip
-    print(f"server RSS: {memory[0][1]:.0f} MB at start, {warm:.0f} MB after 1000 requests, "
-          f"{memory[-1][1]:.0f} MB after {heavy['requests']}, max {report['rss_mb_max']:.0f} MB")  # fmt: skip
-    print(f"server exit status after SIGTERM: {status}")
+            report["server_exit_status"] = process.wait(60)
+    say(f"32 clients / offline, median of {args.rounds} rounds: "
+        f"{report['throughput_ratio_median']:.2f}x")  # fmt: skip
+    say(f"server exit status after SIGTERM: {report['server_exit_status']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

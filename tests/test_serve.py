@@ -442,6 +442,21 @@ def test_a_request_that_breaks_the_model_fails_alone(ner_model_dir) -> None:
         assert post_json(url, {"inputs": TEXTS[1]})[0] == 200  # still serving
 
 
+def test_a_lone_request_never_waits_for_a_batch_to_fill(ner_model_dir) -> None:
+    """The batch wait applies only while other requests are arriving: with a wait of a minute,
+    a lone request is still answered (the client gives up after 20 s)."""
+    ner = minibert_ner.pipeline(ner_model_dir)
+    app = create_app(lambda: ner, ner.options, ServeLimits(batch_wait=60.0), model_name="test")
+    with serve_thread(app) as url:
+        wait_ready(url)
+        for text in TEXTS[:3]:
+            status, _, body = request(
+                url, "POST", "/", json.dumps({"inputs": text}).encode(), timeout=20
+            )
+            assert status == 200
+            assert_same_entities([json.loads(body)], [ner(text)])
+
+
 def test_health_while_loading_and_draining(ner_model_dir) -> None:
     release = threading.Event()
 

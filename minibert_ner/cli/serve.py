@@ -8,7 +8,7 @@ POST / takes {"inputs": str | [str], "parameters": {"aggregation_strategy", "ign
 InferenceClient(base_url="http://127.0.0.1:8000").token_classification(text) works as it is.
 GET /health, /info, /metrics (Prometheus). Concurrent requests share forward passes.
 Exit status: 0 stopped by SIGTERM/SIGINT after finishing every request received; 2 bad options,
-a port in use or a model that does not load; 130 a second SIGINT (stopped at once).
+a port in use or a model that does not load; 130 a second signal (stopped at once).
 Needs the serve extra: pip install 'minibert-ner[serve]'.
 """
 

@@ -101,7 +101,8 @@ class ServerState:
         self.metrics.tokens += stats.tokens
 
     def drain(self) -> None:
-        """Shutting down: refuse new work (the server finishes what it has)."""
+        """Shutting down: /health answers 503, so that load balancers send new requests
+        elsewhere; requests already received are still labelled."""
         if self.phase != "failed":
             self.phase = "draining"
 

@@ -4,7 +4,7 @@
 
 The socket is bound before anything loads (a port in use is a one-line error at once, and port 0
 picks a free port, announced on stderr). SIGTERM or SIGINT stops accepting connections, lets
-every request already received finish, labels what is queued, and returns 0; a second SIGINT
+every request already received finish, labels what is queued, and returns 0; a second signal
 stops at once (130).
 """
 
@@ -22,6 +22,8 @@ from ..inference.pipeline import pipeline
 from .app import ServeLimits, create_app
 
 __all__ = ["bind", "serve"]
+
+WARM_UP = ["My name is Wolfgang and I live in Berlin."]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -78,6 +80,9 @@ def serve(
     server: GracefulServer | None = None
 
     def ready(ner):
+        ner(
+            WARM_UP
+        )  # the first forward pass is slow (kernels chosen, memory taken): not a client's
         print(f"minibert-ner serve: ready ({ner!r})", file=announce, flush=True)
         return ner
 
