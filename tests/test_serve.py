@@ -548,3 +548,26 @@ def test_importing_the_package_does_not_import_the_server() -> None:
         "assert not {'starlette', 'uvicorn'} & {m.split('.')[0] for m in sys.modules}, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_serve_command_takes_every_pipeline_option() -> None:
+    """The serve command's pipeline flags are the label command's (one per PipelineOptions
+    field, from cli/options.py), and they become the server's options."""
+    import dataclasses
+
+    from minibert_ner.cli import build_parser
+    from minibert_ner.cli.options import PIPELINE_FLAGS, pipeline_options
+
+    parser, _ = build_parser("serve")
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for field in dataclasses.fields(minibert_ner.PipelineOptions):
+        assert set(PIPELINE_FLAGS[field.name][0]) <= flags, field.name
+    args = parser.parse_args(
+        ["-m", "M", "-a", "first", "--ignore-labels", "", "--stride", "7", "--batch-size", "4",
+         "--max-batch-tokens", "256", "--dtype", "bfloat16", "--port", "0", "--max-queue", "3"]
+    )  # fmt: skip
+    assert pipeline_options(args) == minibert_ner.PipelineOptions(
+        aggregation_strategy="first", ignore_labels=(), stride=7, batch_size=4,
+        max_batch_tokens=256, dtype="bfloat16",
+    )  # fmt: skip
+    assert (args.host, args.port, args.max_queue, args.max_inputs) == ("127.0.0.1", 0, 3, 64)
