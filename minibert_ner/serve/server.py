@@ -1,0 +1,123 @@
+"""Run the server: bind, load the model, serve until SIGTERM or SIGINT, drain, exit.
+
+    status = serve("dslim/distilbert-NER", PipelineOptions(), ServeLimits(), host="127.0.0.1")
+
+The socket is bound before anything loads (a port in use is a one-line error at once, and port 0
+picks a free port, announced on stderr). SIGTERM or SIGINT stops accepting connections, lets
+every request already received finish, labels what is queued, and returns 0; a second signal
+stops at once (130).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import TextIO
+
+import uvicorn
+
+from ..errors import InputError, MiniBertError
+from ..inference.options import PipelineOptions
+from ..inference.pipeline import pipeline
+from .app import ServeLimits, create_app
+
+__all__ = ["bind", "serve"]
+
+WARM_UP = ["My name is Wolfgang and I live in Berlin."]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (IPv4 or IPv6), or an InputError saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise InputError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, told about a signal before it drains (so that /health says so), and
+    returning normally afterwards instead of raising the signal again."""
+
+    def __init__(self, config: uvicorn.Config, on_signal) -> None:
+        super().__init__(config)
+        self.on_signal = on_signal
+        self.forced = False
+
+    def handle_exit(self, sig, frame) -> None:
+        self.on_signal()
+        if self.should_exit:  # a second signal: stop now, in-flight requests cut
+            self.force_exit = self.forced = True
+        self.should_exit = True
+
+
+def serve(
+    model: str,
+    options: PipelineOptions,
+    limits: ServeLimits,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "warning",
+    announce: TextIO = sys.stderr,
+) -> int:
+    """Serve `model` until a signal; the exit status (0 after a clean drain)."""
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    server: GracefulServer | None = None
+
+    def ready(ner):
+        # The first forward pass is slow (kernels chosen, memory taken): not a client's.
+        ner(WARM_UP)
+        print(f"minibert-ner serve: ready ({ner!r})", file=announce, flush=True)
+        return ner
+
+    def stop(e: BaseException) -> None:
+        assert server is not None
+        server.should_exit = True
+
+    app = create_app(
+        lambda: ready(pipeline(model, options=options)),
+        options,
+        limits,
+        model_name=model,
+        on_load_error=stop,
+    )
+
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    server = GracefulServer(config, on_signal=app.state.serve.drain)
+    print(
+        f"minibert-ner serve: listening on http://{shown}:{bound_port} (loading {model})",
+        file=announce,
+        flush=True,
+    )
+    server.run(sockets=[sock])
+    state = app.state.serve
+    if state.load_error is not None:
+        if isinstance(state.load_error, MiniBertError):
+            raise state.load_error
+        raise MiniBertError(f"the model failed to load: {state.load_error}") from state.load_error
+    if server.forced:
+        return 130
+    print("minibert-ner serve: stopped", file=announce, flush=True)
+    return 0
