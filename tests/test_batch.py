@@ -212,6 +212,16 @@ def test_resume_skips_finished_files(tmp_path, small_distilbert, texts):
     with pytest.raises(BatchError, match="other options.*aggregation_strategy"):
         run_batch(corpus, out, small_distilbert, aggregation_strategy="first")
 
+    # A manifest written before an output option existed resumes with that option's default
+    # (which keeps the old behaviour), and refuses any other value of it.
+    manifest = out / "manifest.json"
+    saved = json.loads(manifest.read_text("utf-8"))
+    del saved["options"]["word_grouping"]
+    manifest.write_text(json.dumps(saved), "utf-8")
+    assert run_batch(corpus, out, small_distilbert).skipped == 2
+    with pytest.raises(BatchError, match="other options.*word_grouping"):
+        run_batch(corpus, out, small_distilbert, word_grouping="word_ids")
+
 
 def test_an_input_that_grows_during_the_run_is_labelled_again(tmp_path, small_distilbert):
     """Stamped before reading: lines appended while the job runs are not half read, the file is

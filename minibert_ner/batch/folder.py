@@ -47,9 +47,14 @@ class OutputFolder:
             jobs = folder.plan(sources, "jsonl")      # outputs placed (and moved) below the root
     """
 
-    def __init__(self, path: str | Path, options: dict[str, Any]) -> None:
+    def __init__(
+        self, path: str | Path, options: dict[str, Any], defaults: dict[str, Any] | None = None
+    ) -> None:
+        """defaults: the value each option had before it existed (its default, which by rule
+        keeps the old behaviour), for manifests written without it."""
         self.path = Path(path).expanduser().resolve()
         self.options = options
+        self.defaults = defaults or {}
         self.root: Path | None = None
         self.files: dict[str, dict[str, Any]] = {}
         self._lock_fd: int | None = None
@@ -120,7 +125,8 @@ class OutputFolder:
         if manifest.is_file():
             try:
                 saved = json.loads(manifest.read_text("utf-8"))
-                saved_options, self.files = saved["options"], dict(saved["files"])
+                saved_options = {**self.defaults, **saved["options"]}
+                self.files = dict(saved["files"])
                 root = saved.get("root")
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise BatchError(

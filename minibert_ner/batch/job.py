@@ -323,7 +323,8 @@ def run_batch(
     sources = find_inputs(inputs, exclude=output_dir)
     named = [inputs] if isinstance(inputs, (str, Path)) else inputs
     named_folders = [Path(p).expanduser() for p in named if Path(p).expanduser().is_dir()]
-    with OutputFolder(output_dir, manifest_options) as folder:
+    # An output option added since a folder's manifest was written counts as its default there.
+    with OutputFolder(output_dir, manifest_options, PipelineOptions().output_fields()) as folder:
         # Outputs mirror the inputs below a folder named as input (or the inputs' own folder).
         jobs = folder.plan(sources, output_format, named_folders)
         done = [folder.is_done(job) for job in jobs]
