@@ -17,8 +17,9 @@ from minibert_ner.checkpoint import CheckpointError
 from minibert_ner.config import ModelConfig
 from minibert_ner.deberta import log_bucket, relative_positions
 
+from .helpers.assertions import assert_same_outputs, max_diff
 from .helpers.deberta import V2_STYLE, V3_STYLE, make_deberta_checkpoint
-from .test_model_parity import TOL, max_diff, padded_batch
+from .test_model_parity import TOL, padded_batch
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -52,26 +53,9 @@ def test_parity_with_transformers(case, tmp_path) -> None:
 
     # T = 40 > 2 x 8 buckets (log region) and > max_relative_positions 16 (clamping).
     ids, mask = padded_batch(ours.config.vocab_size, [40, 5, 23, 3])
-    with torch.inference_mode():
-        r = ref(
-            input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
-        )
-        o = ours(ids, mask, output_hidden_states=True, output_attentions=True)
-        fast = ours(ids, mask)  # SDPA path with the position terms as its bias
-
-    d_logits = max_diff(r.logits, o.logits, mask)
-    d_fast = max_diff(r.logits, fast.logits, mask)
-    d_hidden = max(
-        max_diff(a, b, mask) for a, b in zip(r.hidden_states, o.hidden_states, strict=True)
-    )
-    # Every entry, padded query rows included (transformers' pairwise mask spreads them evenly).
-    d_attn = max(max_diff(a, b) for a, b in zip(r.attentions, o.attentions, strict=True))
-    print(f"\ndeberta {case}: max|diff| logits {d_logits:.2e} (SDPA {d_fast:.2e}), "
-          f"hidden {d_hidden:.2e}, attentions {d_attn:.2e}")  # fmt: skip
-    assert len(o.hidden_states) == len(r.hidden_states) == ours.config.num_layers + 1
-    assert len(o.attentions) == ours.config.num_layers
-    assert d_logits <= TOL and d_fast <= TOL and d_hidden <= TOL and d_attn <= TOL
-    assert not torch.isnan(fast.logits).any()
+    # SDPA: the position terms as its bias. Attention maps compared in every entry, padded query
+    # rows included (transformers' pairwise mask spreads them evenly).
+    assert_same_outputs(ref, ours, ids, mask, f"deberta {case}", TOL)
 
     # Short texts reach only some rows of the relative table (ours projects only those).
     ids, mask = padded_batch(ours.config.vocab_size, [6, 2], seed=1)

@@ -10,6 +10,7 @@ import torch
 
 from minibert_ner import Tokenizer, load_model, save_model
 
+from .helpers.assertions import assert_same_outputs, max_diff
 from .helpers.checkpoints import (
     BERT_NER_LABELS,
     DISTILBERT_NER_LABELS,
@@ -37,13 +38,6 @@ def padded_batch(
         mask[i, :n] = 1
     ids[0, 3] = pad_id
     return ids.masked_fill(mask == 0, pad_id), mask
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    d = (a - b).abs()
-    if mask is not None:  # compare real tokens only: padded rows are never used
-        d = d[mask.bool()]
-    return d.max().item()
 
 
 CASES = [
@@ -94,27 +88,7 @@ def test_parity_with_transformers(case, tmp_path) -> None:
     ids, mask = padded_batch(
         ours.config.vocab_size, [37, 5, 20, 1 + 2], pad_id=ours.config.pad_token_id
     )
-    with torch.inference_mode():
-        r = ref(
-            input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
-        )
-        o = ours(ids, mask, output_hidden_states=True, output_attentions=True)
-        fast = ours(ids, mask)  # SDPA path, no attentions asked
-
-    d_logits = max_diff(r.logits, o.logits, mask)
-    d_fast = max_diff(r.logits, fast.logits, mask)
-    d_hidden = max(
-        max_diff(a, b, mask) for a, b in zip(r.hidden_states, o.hidden_states, strict=True)
-    )
-    d_attn = max(max_diff(a, b) for a, b in zip(r.attentions, o.attentions, strict=True))
-    print(f"\n{name}: max|diff| logits {d_logits:.2e} (SDPA {d_fast:.2e}), "
-          f"hidden {d_hidden:.2e}, attentions {d_attn:.2e}")  # fmt: skip
-    assert len(o.hidden_states) == len(r.hidden_states) == ours.config.num_layers + 1
-    assert len(o.attentions) == ours.config.num_layers
-    assert d_logits <= TOL and d_fast <= TOL and d_hidden <= TOL and d_attn <= TOL
-    real = mask.bool()
-    assert torch.equal(r.logits.argmax(-1)[real], fast.logits.argmax(-1)[real])
-    assert not torch.isnan(fast.logits).any()  # padded rows too
+    assert_same_outputs(ref, ours, ids, mask, name, TOL)
 
 
 def test_batch_padding_does_not_change_results(tmp_path) -> None:
