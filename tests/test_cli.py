@@ -18,6 +18,7 @@ import minibert_ner
 
 from .helpers.assertions import assert_same_entities
 from .helpers.checkpoints import CALIBRATION_TEXTS
+from .helpers.cli import run_in_process
 
 SCRIPT = Path(sys.executable).parent / "minibert-ner"
 TEXTS = ["My name is Wolfgang and I live in Berlin.", "Jean-Baptiste 😀 Zürich", "", "北京 ok"]
@@ -171,20 +172,6 @@ def errors() -> list[tuple[list[str], bytes, str]]:
     return cases
 
 
-def run_in_process(args: list[str], stdin: bytes, monkeypatch, capsys) -> tuple[int, list[str]]:
-    """cli.main as the console script calls it (exit code, stderr lines), without a new process."""
-    import io
-
-    from minibert_ner.cli import main
-
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    try:
-        code = main(args)
-    except SystemExit as e:  # argparse exits by itself
-        code = e.code
-    return code, capsys.readouterr().err.strip().splitlines()
-
-
 @pytest.mark.parametrize("args, stdin, message", errors(), ids=lambda x: str(x)[:40])
 def test_errors_are_one_line_and_non_zero(
     args, stdin, message, ner_model_dir, tmp_path, monkeypatch, capsys
@@ -196,7 +183,8 @@ def test_errors_are_one_line_and_non_zero(
     if "--model" not in args:
         args = ["--model", str(ner_model_dir), *args]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, lines = run_in_process(args, stdin, monkeypatch, capsys)
+    code, _, err = run_in_process(args, capsys, stdin, monkeypatch)
+    lines = err.strip().splitlines()
     assert code == 2, lines
     assert lines[-1].startswith("minibert-ner: error:") and message in lines[-1], lines
     assert len(lines) == 1, lines
@@ -217,7 +205,8 @@ def test_quantize_is_a_label_option() -> None:
 
 def test_evaluate_checks_its_batch_size(tmp_path, monkeypatch, capsys) -> None:
     args = ["evaluate", "--model", "unused", "--data", str(tmp_path / "unused.conll")]
-    code, lines = run_in_process([*args, "--batch-size", "0"], b"", monkeypatch, capsys)
+    code, _, err = run_in_process([*args, "--batch-size", "0"], capsys)
+    lines = err.strip().splitlines()
     assert code == 2, lines
     error = "minibert-ner evaluate: error: argument --batch-size: must be at least 1, got 0"
     assert lines == [f"{error} (see minibert-ner evaluate --help)"]

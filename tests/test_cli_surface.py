@@ -16,10 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert_ner.cli import SUBCOMMANDS, build_parser, main, split_command
+from minibert_ner.cli import SUBCOMMANDS, build_parser, split_command
 from minibert_ner.cli.options import FORMATS, LOADING_FIELDS, PIPELINE_FLAGS
 
 from .helpers.checkpoints import CALIBRATION_TEXTS
+from .helpers.cli import run_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -33,22 +34,6 @@ def run_cli(*args: str, stdin: bytes = b"", timeout: float = 300) -> subprocess.
         env=ENV,
         timeout=timeout,
     )
-
-
-def in_process(
-    args: list[str], capsys, stdin: bytes = b"", monkeypatch=None
-) -> tuple[int, str, str]:
-    """main() as the console script calls it: (exit status, stdout, stderr)."""
-    if monkeypatch is not None:
-        import io
-
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    try:
-        code = main(args)
-    except SystemExit as e:  # --help, --version and usage errors exit by themselves
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- subcommands and help -------------------------------------------------------------------
@@ -79,13 +64,13 @@ def test_help_and_version_import_no_torch():
 
 
 def test_help_lists_every_subcommand_with_one_line(capsys):
-    code, out, _ = in_process(["--help"], capsys)
+    code, out, _ = run_in_process(["--help"], capsys)
     assert code == 0
     listed = out[out.index("subcommands") :].splitlines()[1:]
     assert [line.split()[0] for line in listed] == list(SUBCOMMANDS)
     assert all(len(line.split()) > 3 for line in listed)  # a description each
     for name in SUBCOMMANDS:
-        code, out, _ = in_process([name, "--help"], capsys)
+        code, out, _ = run_in_process([name, "--help"], capsys)
         assert code == 0 and out.startswith(f"usage: minibert-ner {name}")
 
 
@@ -175,25 +160,27 @@ def test_label_is_a_subcommand_reading_stdin_and_files(
     ner_model_dir, tmp_path, capsys, monkeypatch
 ):
     m = str(ner_model_dir)
-    code, out, err = in_process(
+    code, out, err = run_in_process(
         ["label", "-m", m, "--format", "jsonl"], capsys, b"Berlin\n", monkeypatch
     )
     assert code == 0, err
     assert [json.loads(line)["text"] for line in out.splitlines()] == ["Berlin"]
     path = tmp_path / "t.txt"
     path.write_text("Paris\nRome\n", "utf-8")
-    code, out, err = in_process(
+    code, out, err = run_in_process(
         ["label", "--file", str(path), "-m", m, "--format", "jsonl"], capsys
     )
     assert code == 0, err
     assert [json.loads(line)["text"] for line in out.splitlines()] == ["Paris", "Rome"]
-    code, out, err = in_process(["Berlin", "-m", m, "Paris", "--format", "jsonl"], capsys)
+    code, out, err = run_in_process(["Berlin", "-m", m, "Paris", "--format", "jsonl"], capsys)
     assert code == 0 and [json.loads(x)["text"] for x in out.splitlines()] == ["Berlin", "Paris"]
 
 
 def test_output_file_is_complete_and_format_follows_its_suffix(ner_model_dir, tmp_path, capsys):
     out_path = tmp_path / "deep" / "er" / "out.json"
-    code, out, err = in_process(["-m", str(ner_model_dir), "-o", str(out_path), "A", "B"], capsys)
+    code, out, err = run_in_process(
+        ["-m", str(ner_model_dir), "-o", str(out_path), "A", "B"], capsys
+    )
     assert code == 0 and out == "", err
     assert [r["text"] for r in json.loads(out_path.read_text("utf-8"))] == ["A", "B"]
     assert [p.name for p in out_path.parent.iterdir()] == ["out.json"]  # no temporary left
@@ -201,13 +188,13 @@ def test_output_file_is_complete_and_format_follows_its_suffix(ner_model_dir, tm
 
 def test_json_lines_never_split_on_unicode_line_breaks(ner_model_dir, capsys):
     text = "Berlin\u2028Paris\u2029Rome\x85Oslo"
-    code, out, _ = in_process(["-m", str(ner_model_dir), "--format", "jsonl", text], capsys)
+    code, out, _ = run_in_process(["-m", str(ner_model_dir), "--format", "jsonl", text], capsys)
     assert code == 0 and len(out.splitlines()) == 1 and json.loads(out)["text"] == text
 
 
 def test_table_shows_control_characters_escaped(ner_model_dir, capsys):
     text = "Berlin \x1b[2J\x1b]0;title\x07 \u202eevil \r done"
-    code, out, _ = in_process(["-m", str(ner_model_dir), "--format", "table", text], capsys)
+    code, out, _ = run_in_process(["-m", str(ner_model_dir), "--format", "table", text], capsys)
     assert code == 0
     assert not any(c in out for c in "\x1b\x07\r\u202e"), out
     assert "\\x1b[2J" in out and "\\u202e" in out
@@ -297,7 +284,7 @@ def test_failures_are_one_line(
     values |= {f"broken_{k}": v for k, v in broken_models.items()}
     args = [a.format_map(values) if "{" in a else a for a in argv]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, out, err = in_process(args, capsys, stdin, monkeypatch)
+    code, out, err = run_in_process(args, capsys, stdin, monkeypatch)
     lines = err.strip().splitlines()
     assert code == status, err
     assert len(lines) == 1 and "error:" in lines[0] and message in lines[0], lines
@@ -344,7 +331,7 @@ def test_skip_invalid_labels_the_rest_and_says_what_it_skipped(ner_model_dir, ca
     lines = [b"Berlin", b"bad \xff", b"Paris", b"\xc3\x28 also bad", b"Rome"]
     stdin = b"\n".join(lines) + b"\n"
     args = ["-m", str(ner_model_dir), "--skip-invalid", "--format", "json"]
-    code, out, err = in_process(args, capsys, stdin, monkeypatch)
+    code, out, err = run_in_process(args, capsys, stdin, monkeypatch)
     assert code == 3
     assert [r["text"] for r in json.loads(out)] == ["Berlin", "Paris", "Rome"]
     (warning,) = err.strip().splitlines()
@@ -357,7 +344,7 @@ def test_label_and_batch_name_a_bad_byte_alike(ner_model_dir, tmp_path, capsys, 
     raw = b"ok\n\xe2\x82 cut\n"
     (tmp_path / "in.txt").write_bytes(raw)
     batch_error = [r.error for r in read_records(tmp_path / "in.txt") if r.error][0]
-    code, _, err = in_process(["-m", str(ner_model_dir)], capsys, raw, monkeypatch)
+    code, _, err = run_in_process(["-m", str(ner_model_dir)], capsys, raw, monkeypatch)
     assert code == 2 and err.strip().endswith(
         f"line 2: {batch_error}; save the text as UTF-8, or pass --skip-invalid to skip such lines"
     ), (err, batch_error)
@@ -366,7 +353,9 @@ def test_label_and_batch_name_a_bad_byte_alike(ner_model_dir, tmp_path, capsys, 
 def test_evaluation_warns_when_model_and_data_share_no_type(ner_model_dir, tmp_path, capsys):
     data = tmp_path / "other.conll"
     data.write_text("Aspirin B-DRUG\nhelps O\n\nIbuprofen B-DRUG\n", "utf-8")
-    code, out, err = in_process(["evaluate", "-m", str(ner_model_dir), "--data", str(data)], capsys)
+    code, out, err = run_in_process(
+        ["evaluate", "-m", str(ner_model_dir), "--data", str(data)], capsys
+    )
     assert code == 0 and "micro" in out.lower()
     (warning,) = err.strip().splitlines()
     assert warning.startswith("minibert-ner: warning:") and "none in common" in warning
@@ -383,7 +372,7 @@ def test_train_says_when_it_replaces_a_head(ner_model_dir, tmp_path, capsys):
     data = tmp_path / "d.conll"
     data.write_text("Aspirin B-DRUG\nhelps O\n\nIbuprofen B-DRUG\n", "utf-8")
     args = ["train", "-m", str(ner_model_dir), "--train", str(data), "--valid", str(data)]
-    code, _, err = in_process([*args, "-o", str(tmp_path / "out"), "--max-steps", "1"], capsys)
+    code, _, err = run_in_process([*args, "-o", str(tmp_path / "out"), "--max-steps", "1"], capsys)
     assert code == 0, err
     assert "the checkpoint's head predicts 9 labels" in err and "training a fresh head" in err
 
@@ -394,7 +383,7 @@ def test_calibration_texts_label_the_same_through_every_entry(ner_model_dir, cap
 
     ner = minibert_ner.pipeline("ner", model=ner_model_dir)
     texts = CALIBRATION_TEXTS[:3]
-    code, out, _ = in_process(
+    code, out, _ = run_in_process(
         [texts[0], "-m", str(ner_model_dir), *texts[1:], "--format", "jsonl"], capsys
     )
     assert code == 0
