@@ -403,3 +403,24 @@ def test_the_cli_reference_is_up_to_date(tmp_path):
     )
     for name in SUBCOMMANDS:
         assert f"## minibert-ner {name}\n" in committed
+
+
+def test_an_output_file_that_cannot_be_written_ends_in_one_line_and_is_absent(
+    ner_model_dir, tmp_path
+):
+    """A write that fails part-way (here: the file size limit, as a full disk would) is one
+    line, exit status 1, and leaves neither the file nor its temporary."""
+    out = tmp_path / "out.jsonl"
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+        "from minibert_ner.cli import main\n"
+        f"sys.exit(main(['-m', {str(ner_model_dir)!r}, '-o', {str(out)!r}] + ['Berlin'] * 200))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.decode().strip().splitlines() == [
+        f"minibert-ner: error: cannot write to {out}: File too large"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -19,11 +19,13 @@ __all__ = ["GuardedOutput", "check_folder", "output_file", "silence_stdout"]
 
 
 class GuardedOutput(io.TextIOBase):
-    """Standard output whose write failures (disk full, closed pipe) become errors we report:
-    `JobError`, or BrokenPipeError when the reader went away."""
+    """An output stream (standard output, or a file) whose write failures (disk full, closed
+    pipe) become errors we report: `JobError` naming it, or BrokenPipeError when the reader of
+    a pipe went away."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, name: str = "standard output") -> None:
         self.stream = stream
+        self.name = name
         self.failed = False  # a write failed: what is still buffered must go nowhere
 
     def _guard(self, call: Any, *args: Any) -> Any:
@@ -33,7 +35,7 @@ class GuardedOutput(io.TextIOBase):
             self.failed = True
             if isinstance(e, BrokenPipeError):
                 raise
-            raise JobError(f"cannot write to standard output: {e.strerror or e}") from e
+            raise JobError(f"cannot write to {self.name}: {e.strerror or e}") from e
 
     def write(self, text: str) -> int:
         return self._guard(self.stream.write, text)
@@ -74,13 +76,15 @@ def output_file(path: str | None, flag: str = "--output") -> Iterator[TextIO]:
         stream = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     except OSError as e:
         raise InputError(f"cannot write {flag} {path}: {e.strerror or e}") from e
+    guarded = GuardedOutput(stream, str(path))
     try:
+        yield guarded
+        guarded.flush()  # the last buffered bytes: a full disk shows here
+        stream.close()
         try:
-            yield stream
-            stream.close()
             publish(tmp, target)
         except OSError as e:
-            raise JobError(f"cannot write {path}: {e.strerror or e}") from e
+            raise JobError(f"cannot write to {path}: {e.strerror or e}") from e
     finally:
         stream.close()
         tmp.unlink(missing_ok=True)
