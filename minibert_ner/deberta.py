@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ACTIVATIONS, ModelConfig
+from .packing import Packing
 
 __all__ = [
     "ConvLayer",
@@ -139,6 +140,14 @@ class RelativePositions:
     c2p_index: torch.Tensor | None = None  # (T, T) long: row of `table` for d(i, j)
     p2c_index: torch.Tensor | None = None  # (T keys, T queries) long: row for key j, query i
     table: torch.Tensor | None = None  # (R, H): the relative-table rows the indices reach
+
+
+@dataclass
+class PackedPositions:
+    """A packed forward pass (packing.py): the packing and each row group's RelativePositions."""
+
+    packing: Packing
+    groups: list[RelativePositions]  # one per packing.groups, for its (rows, length) block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,12 +263,35 @@ class DisentangledAttention(nn.Module):
         }
 
     def forward(
-        self, x: torch.Tensor, positions: RelativePositions, output_attentions: bool = False
+        self,
+        x: torch.Tensor,
+        positions: RelativePositions | PackedPositions,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T, H = x.shape
-        q = self.heads(self.query(x))  # (B, nh, T, hs)
-        k = self.heads(self.key(x))  # (B, nh, T, hs)
-        v = self.heads(self.value(x))  # (B, nh, T, hs)
+        """x: (B, T, H) with its RelativePositions, or packed real tokens (N, H) with
+        PackedPositions (attention then runs per group of rows, each with its own)."""
+        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
+        if isinstance(positions, PackedPositions):
+            y = positions.packing.attend(
+                lambda q, k, v, group_positions: self.attend(q, k, v, group_positions)[0],
+                q, k, v, per_group=positions.groups,
+            )  # fmt: skip
+            return self.output(y), None  # (N, H)
+        y, probs = self.attend(q, k, v, positions, output_attentions)
+        return self.output(y), probs  # (B, T, H)
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        positions: RelativePositions,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected q, k, v (B, T, H) -> the heads' outputs side by side (B, T, nh*hs), and the
+        attention probabilities (B, nh, T, T) on the readable path."""
+        B, T, _ = q.shape
+        q, k, v = self.heads(q), self.heads(k), self.heads(v)  # (B, nh, T, hs) each
         terms = self.position_terms(q, k, positions)  # c2p, p2c: (B, nh, T, T) each
         bias = sum(terms.values()) if terms else None  # (B, nh, T, T)
         dropout_p = self.dropout_p if self.training else 0.0
@@ -283,7 +315,7 @@ class DisentangledAttention(nn.Module):
             probs = scores.softmax(dim=-1)  # (B, nh, T, T)
             y = F.dropout(probs, dropout_p) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, -1)  # heads side by side: (B, T, nh*hs)
-        return self.output(y), probs
+        return y, probs
 
 
 class FeedForward(nn.Module):
@@ -312,7 +344,10 @@ class DebertaBlock(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, x: torch.Tensor, positions: RelativePositions, output_attentions: bool = False
+        self,
+        x: torch.Tensor,
+        positions: RelativePositions | PackedPositions,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         a, probs = self.attention(x, positions, output_attentions)
         x = self.attention_norm(x + self.attention_dropout(a))
@@ -376,19 +411,19 @@ class DebertaTokenClassifier(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def relative_positions(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+        self, T: int, attention_mask: torch.Tensor | None, device: torch.device
     ) -> RelativePositions:
         """The pairwise mask, the table rows of every (query, key) distance and those rows of
-        the relative table, for one forward pass."""
+        the relative table, for rows of T tokens."""
         keep = None
         if attention_mask is not None:
             real = attention_mask.bool()  # (B, T)
             keep = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, T query, T key)
         if self.rel_embeddings is None:
             return RelativePositions(keep)
-        c, T = self.config, input_ids.shape[1]
+        c = self.config
         span, buckets, max_position = c.relative_span, c.position_buckets, c.relative_max_position
-        relative = relative_positions(T, buckets, max_position, input_ids.device)  # (T, T)
+        relative = relative_positions(T, buckets, max_position, device)  # (T, T)
         # Table row of a distance: rows 0..2*span-1 hold distances -span..span-1, farther ones
         # share the end rows. c2p looks d(i, j) up; p2c, from the key's side, span - d(j, i).
         c2p_index = torch.clamp(relative + span, 0, 2 * span - 1)  # (T, T)
@@ -412,22 +447,38 @@ class DebertaTokenClassifier(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        packed: bool = False,
     ) -> DebertaOutput:
-        """Label scores for every token; the same contract as `TokenClassifier.forward`."""
+        """Label scores for every token; the same contract as `TokenClassifier.forward`
+        (`packed`: every layer on the real tokens only, attention per group of rows)."""
         embedded = self.embeddings(input_ids, token_type_ids, attention_mask)  # (B, T, H)
-        positions = self.relative_positions(input_ids, attention_mask)
-        x = embedded
-        hidden_states = [x] if output_hidden_states else None
+        x, packing = embedded, None
+        if packed and attention_mask is not None:
+            if output_attentions:
+                raise ValueError("a packed forward pass keeps no attention maps: use packed=False")
+            packing = Packing(attention_mask)
+            x = packing.pack(embedded)  # (N, H)
+            positions = PackedPositions(
+                packing,
+                [self.relative_positions(g.length, g.mask, x.device) for g in packing.groups],
+            )  # fmt: skip
+        else:
+            positions = self.relative_positions(input_ids.shape[1], attention_mask, x.device)
+        unpack = packing.unpack if packing is not None else lambda t: t  # -> (B, T, ·)
+        hidden_states = [unpack(x)] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for i, block in enumerate(self.layers):
             x, probs = block(x, positions, output_attentions)
-            if i == 0 and self.conv is not None:
-                x = self.conv(embedded, x, attention_mask)
+            if i == 0 and self.conv is not None:  # a convolution over each row: rows, not packed
+                if packing is not None:
+                    x = packing.pack(self.conv(embedded, packing.unpack(x), attention_mask))
+                else:
+                    x = self.conv(embedded, x, attention_mask)
             if hidden_states is not None:
-                hidden_states.append(x)
+                hidden_states.append(unpack(x))
             if attentions is not None:
                 attentions.append(probs)
-        logits = self.classifier(self.dropout(x))  # (B, T, num_labels)
+        logits = unpack(self.classifier(self.dropout(x)))  # (B, T, num_labels)
         return DebertaOutput(
             logits=logits,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,

@@ -16,6 +16,10 @@ embeddings (RoBERTa's table has one row) and a dropout after the attention proje
 has neither; the RoBERTa family numbers positions from pad_token_id + 1 (`config.position_offset`);
 ELECTRA's embeddings may be narrower than the blocks (`config.embedding_size`). Checkpoint key
 names are mapped onto these modules by the tables in `checkpoint.py`.
+
+`forward(..., packed=True)` runs the same layers on a batch's real tokens only (`packing.py`):
+x is then (N, H), every Linear and LayerNorm sees N rows, and attention runs per group of rows
+of similar length. The pipeline uses it for batches of mixed lengths.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ACTIVATIONS, ModelConfig
+from .packing import Packing
 
 __all__ = [
     "Block",
@@ -145,13 +150,35 @@ class SelfAttention(nn.Module):
         self.use_sdpa = True  # set False to always run the readable path
 
     def forward(
-        self, x: torch.Tensor, mask_bias: torch.Tensor | None, output_attentions: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | Packing | None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T, H = x.shape
+        """x: (B, T, H) with `mask` the additive bias (B, 1, 1, T) or None; or packed real
+        tokens (N, H) with `mask` their Packing (attention then runs per group of rows)."""
+        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
+        if isinstance(mask, Packing):  # each group of rows with its own padding mask
+
+            def attend_group(q, k, v, keep):  # (b, t, H) each, keep (b, t) or None
+                return self.attend(q, k, v, attention_mask_bias(keep, x.dtype))[0]
+
+            return self.output(mask.attend(attend_group, q, k, v)), None  # (N, H)
+        y, probs = self.attend(q, k, v, mask, output_attentions)
+        return self.output(y), probs  # (B, T, H)
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask_bias: torch.Tensor | None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected q, k, v (B, T, H) -> the heads' outputs side by side (B, T, nh*hs), and the
+        attention probabilities (B, nh, T, T) on the readable path."""
+        B, T, _ = q.shape
         nh, hs = self.num_heads, self.head_size
-        q = self.query(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.value(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         dropout_p = self.dropout_p if self.training else 0.0
 
         probs = None
@@ -164,7 +191,7 @@ class SelfAttention(nn.Module):
             probs = scores.softmax(dim=-1)  # (B, nh, T, T)
             y = F.dropout(probs, dropout_p) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # heads side by side; nh*hs = H unless pruned
-        return self.output(y), probs
+        return y, probs
 
 
 class FeedForward(nn.Module):
@@ -195,9 +222,10 @@ class Block(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, x: torch.Tensor, mask_bias: torch.Tensor | None, output_attentions: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | Packing | None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, probs = self.attention(x, mask_bias, output_attentions)
+        """x: (B, T, H) with the mask bias, or packed (N, H) with its Packing."""
+        a, probs = self.attention(x, mask, output_attentions)
         x = self.attention_norm(x + self.attention_dropout(a))
         x = self.output_norm(x + self.ffn(x))
         return x, probs
@@ -237,24 +265,36 @@ class TokenClassifier(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        packed: bool = False,
     ) -> TokenClassifierOutput:
         """Label scores for every token.
 
         input_ids, attention_mask, token_type_ids: (B, T). Returns logits (B, T, num_labels) and,
         when asked, the hidden states (embeddings output + every block, like `transformers`) and
         each block's attention probabilities (B, nh, T, T).
+
+        packed: run every layer on the real tokens only (packing.py), attention on groups of
+        rows of similar length: the same numbers for real tokens, little work for padding, which
+        gets zeros. The fast path for batches of mixed lengths; no attention probabilities.
         """
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        mask_bias = attention_mask_bias(attention_mask, x.dtype)  # (B, 1, 1, T) or None
-        hidden_states = [x] if output_hidden_states else None
+        packing = None
+        if packed and attention_mask is not None:
+            if output_attentions:
+                raise ValueError("a packed forward pass keeps no attention maps: use packed=False")
+            packing = Packing(attention_mask)
+            x = packing.pack(x)  # (N, H)
+        mask = packing or attention_mask_bias(attention_mask, x.dtype)  # (B, 1, 1, T) or None
+        unpack = packing.unpack if packing is not None else lambda t: t  # -> (B, T, ·)
+        hidden_states = [unpack(x)] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for block in self.layers:
-            x, probs = block(x, mask_bias, output_attentions)
+            x, probs = block(x, mask, output_attentions)
             if hidden_states is not None:
-                hidden_states.append(x)
+                hidden_states.append(unpack(x))
             if attentions is not None:
                 attentions.append(probs)
-        logits = self.classifier(self.dropout(x))  # (B, T, num_labels)
+        logits = unpack(self.classifier(self.dropout(x)))  # (B, T, num_labels)
         return TokenClassifierOutput(
             logits=logits,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,

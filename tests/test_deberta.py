@@ -244,7 +244,7 @@ def test_inspect_shows_the_position_terms_share(tmp_path, minilm) -> None:
         out = model(**batch, output_attentions=True)
         attention = model.layers[1].attention
         x = seen.inputs["layers.1"]
-        terms = attention.score_terms(x, model.relative_positions(batch["input_ids"], None))
+        terms = attention.score_terms(x, model.relative_positions(x.shape[1], None, x.device))
     assert torch.equal(inspection.attentions[1], out.attentions[1][0])
     position = (terms["c2p"] + terms["p2c"])[0].abs()  # (nh, T, T)
     expected = (position.sum(-1) / (terms["c2c"][0].abs() + position).sum(-1)).mean(-1)

@@ -443,8 +443,9 @@ def test_a_request_that_breaks_the_model_fails_alone(ner_model_dir) -> None:
 
 
 def test_a_lone_request_never_waits_for_a_batch_to_fill(ner_model_dir) -> None:
-    """The batch wait applies only while other requests are arriving: with a wait of a minute,
-    a lone request is still answered (the client gives up after 20 s)."""
+    """The batch wait applies only while other requests are arriving or the batch before was
+    larger: with a wait of a minute, a lone client's requests are still answered at once (the
+    client gives up after 20 s)."""
     ner = minibert_ner.pipeline(ner_model_dir)
     app = create_app(lambda: ner, ner.options, ServeLimits(batch_wait=60.0), model_name="test")
     with serve_thread(app) as url:
@@ -455,6 +456,54 @@ def test_a_lone_request_never_waits_for_a_batch_to_fill(ner_model_dir) -> None:
             )
             assert status == 200
             assert_same_entities([json.loads(body)], [ner(text)])
+
+
+def test_after_a_batch_of_n_texts_the_next_waits_for_n(ner_model_dir) -> None:
+    """Steady load: the clients of a batch of n send their next requests together, and the next
+    batch waits (at most the batch wait) until n texts are there, rather than running the first
+    of them alone."""
+    ner = minibert_ner.pipeline(ner_model_dir)
+    app = create_app(lambda: ner, ner.options, ServeLimits(batch_wait=60.0), model_name="test")
+    state = app.state.serve
+    with serve_thread(app) as url, ThreadPoolExecutor(3) as pool:
+        wait_ready(url)
+        assert post_json(url, {"inputs": TEXTS[:3]})[0] == 200  # a batch of 3 texts
+        first = pool.submit(post_json, url, {"inputs": TEXTS[3]})
+        time.sleep(0.5)
+        assert not first.done()  # waiting for two more texts (or a minute)
+        rest = [pool.submit(post_json, url, {"inputs": text}) for text in TEXTS[4:6]]
+        answers = [f.result(timeout=20) for f in (first, *rest)]
+    for text, (status, answer) in zip(TEXTS[3:6], answers, strict=True):
+        assert status == 200
+        assert_same_entities([answer], [ner(text)])
+    batches = state.metrics.batch_texts
+    assert (batches.count, batches.sum) == (2, 6)  # 3 texts, then the 3 that waited together
+
+
+def test_free_memory_goes_back_to_the_system_between_batches(ner_model_dir, monkeypatch) -> None:
+    """Step 5 of the batcher: glibc's malloc_trim, at most every TRIM_INTERVAL seconds, on the
+    model thread (here every batch: the interval set to 0)."""
+    from minibert_ner.serve import batcher
+
+    trim = batcher._malloc_trim()
+    if trim is None:
+        pytest.skip("this C library has no malloc_trim")
+    threads: list[str] = []
+
+    def counted() -> object:
+        threads.append(threading.current_thread().name)
+        return trim()
+
+    monkeypatch.setattr(batcher, "_malloc_trim", lambda: counted)
+    monkeypatch.setattr(batcher, "TRIM_INTERVAL", 0.0)
+    ner = minibert_ner.pipeline(ner_model_dir)
+    app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
+    with serve_thread(app) as url:
+        wait_ready(url)
+        for text in TEXTS[:3]:
+            assert post_json(url, {"inputs": text})[0] == 200
+        wait_for(lambda: len(threads) == 3)
+    assert all(name.startswith("minibert-ner-model") for name in threads)
 
 
 def test_health_while_loading_and_draining(ner_model_dir) -> None:

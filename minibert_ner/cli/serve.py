@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--batch-wait-ms",
         type=float,
-        default=2.0,
-        help="how long a batch waits for more requests to join it (default: 2)",
+        default=10.0,
+        help="how long, at most, a batch waits for more requests to join it (default: 10)",
     )
     server.add_argument(
         "--log-level",

@@ -5,9 +5,11 @@
 
 How it runs: texts longer than a window become several rows (windows.py); all rows, sorted by
 length, go through the model in batches bounded by a row count and a padded-token budget
-(little padding, steady memory); softmax and argmax run on the whole batch tensor, which becomes
-Python lists once per batch; each text's rows are then stitched back together, one result per
-token, each token's result taken from the one window that labels it.
+(steady memory). A batch runs packed (packing.py): every matmul sees only real tokens, so rows of
+any lengths share one forward pass. Compiled, it runs padded instead (one graph per shape), its
+rows then at most 10% shorter than the longest. Softmax and argmax run on the whole batch tensor,
+which becomes Python lists once per batch; each text's rows are then stitched back together, one
+result per token, each token's result taken from the one window that labels it.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from tokenizers import Encoding
 
 from ..checkpoint import Model
 from ..errors import InputError, MiniBertError
+from ..packing import length_groups
 from ..tokenizer import Tokenizer
 from .compile import LENGTH_BUCKET, compile_model
 from .options import PipelineOptions
 from .windows import plan_windows, window_length
 
-__all__ = ["Output", "Prediction", "WindowRunner", "length_batches"]
+__all__ = ["Output", "Prediction", "WindowRunner"]
 
 # What a run returns per token: the label only, its probability too, or every label's.
 Output = Literal["labels", "scores", "probs"]
-PADDING_FRACTION, PADDING_SLACK = 0.1, 8  # a batch's rows: at most 10% (or 8 tokens) padding
 
 
 class Prediction(NamedTuple):
@@ -50,30 +52,6 @@ class Prediction(NamedTuple):
             None if output == "labels" else [x for p in parts for x in p.scores or []],
             [x for p in parts for x in p.probs or []] if output == "probs" else None,
         )
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """Row indices in batches, longest rows first.
-
-    A batch holds at most `batch_size` rows and `max_tokens` padded tokens (rows x its first,
-    longest row; a row over budget runs alone), and its rows are at most 10% (or 8 tokens)
-    shorter than its longest: padding costs as much as text on a CPU, so a few long texts do not
-    pad a batch of short ones.
-    """
-    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
-    batches: list[list[int]] = []
-    for i in order:
-        batch = batches[-1] if batches else []
-        longest = lengths[batch[0]] if batch else 0
-        if (
-            0 < len(batch) < batch_size
-            and (len(batch) + 1) * longest <= max_tokens
-            and longest - lengths[i] <= max(PADDING_SLACK, PADDING_FRACTION * longest)
-        ):
-            batch.append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 class WindowRunner:
@@ -168,7 +146,11 @@ class WindowRunner:
         self.model.eval()
         try:
             with torch.inference_mode():
-                for batch in length_batches(lengths, options.batch_size, options.max_batch_tokens):
+                # Packed, rows of any lengths share a batch; padded, only similar lengths.
+                batches = length_groups(
+                    lengths, options.batch_size, options.max_batch_tokens, similar=options.compile
+                )
+                for batch in batches:
                     T = lengths[batch[0]]
                     ids = [rows[i] + [pad] * (T - len(rows[i])) for i in batch]
                     n_real = [len(rows[i]) for i in batch]
@@ -202,7 +184,9 @@ class WindowRunner:
 
     def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         try:
-            logits = self._forward(input_ids, attention_mask=mask).logits
+            logits = self._forward(
+                input_ids, attention_mask=mask, packed=not self.options.compile
+            ).logits
         except Exception as e:
             if not self.options.compile:
                 raise

@@ -63,7 +63,7 @@ class ServeLimits:
     max_request_bytes: int = 1 << 20  # a request's body, at most
     max_inputs: int = 64  # texts in one request, at most
     max_queue: int = 256  # requests waiting for the model; more are answered 503
-    batch_wait: float = 0.002  # seconds a batch waits for more requests to join it
+    batch_wait: float = 0.010  # seconds a batch may wait for more requests (batcher.py, step 1)
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: no key needed
 
 

@@ -8,15 +8,16 @@
 How a batch runs:
 1. Requests wait in a queue. When the model is free, the oldest request starts a batch with
    every request queued behind it, up to `max_batch_texts` texts (a request is never split).
-   While more requests are arriving (received by the server and not yet queued: `arriving`),
-   the batch waits for them, at most `max_wait` seconds; with none arriving it starts at once,
-   so that a lone request never waits (waking a sleeping thread can take milliseconds on a
-   busy machine). Under load, requests queue while the model runs, and batches fill by
-   themselves.
+   The batch waits for more, at most `max_wait` seconds, while requests are arriving (received
+   by the server and not yet queued: `arriving`) or while it holds fewer texts than the batch
+   before it: under steady load the clients just answered are sending their next requests, and
+   without the wait the first of them would run alone and the rest in the next pass. Otherwise
+   it starts at once, so that a lone client's request never waits. Under load, requests queue
+   while the model runs, and batches fill by themselves.
 2. On the model's own thread (the event loop never waits for the model), every text of the
    batch is tokenized at once and the pipeline's runner puts all their tokens through the model
-   together, in length-sorted forward passes under the pipeline's `batch_size` and
-   `max_batch_tokens`.
+   together, under the pipeline's `batch_size` and `max_batch_tokens`: packed (packing.py), so
+   that texts of any lengths share one forward pass and no matmul sees padding.
 3. Each request's entities are made with its own parameters (`NERPipeline.entities`), so each
    answer equals `ner(text, ...)` with those parameters, whatever else was in its batch. A
    request's stride changes only texts longer than one window: such texts run in a group per
@@ -24,11 +25,18 @@ How a batch runs:
    returns (every label's probability when one request asks for "average").
 4. If a batch fails, each of its requests runs again alone, so a request that breaks the model
    fails alone and the others get their answers.
+5. At most four times a second, after a batch, the C allocator hands its free memory back to the
+   system (glibc's `malloc_trim`; elsewhere nothing). Batches of ever new length mixes free
+   tensors of ever new sizes, and glibc otherwise keeps them: the server's resident memory
+   would creep up with the requests served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +47,19 @@ from ..inference.pipeline import Entities, NERPipeline
 from ..inference.runner import Prediction, WindowRunner
 
 __all__ = ["BatchStats", "DynamicBatcher", "QueueFull"]
+
+
+TRIM_INTERVAL = 0.25  # seconds between two malloc_trim calls (step 5), at least
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    return None if trim is None else lambda: trim(0)
 
 
 class QueueFull(Exception):
@@ -84,6 +105,8 @@ class DynamicBatcher:
         # One thread: one batch at a time, each using every core torch is given.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="minibert-ner-model")
         self._runners: dict[int, WindowRunner] = {}
+        self._last_batch_texts = 0  # the size the next batch waits for (step 1)
+        self._trim, self._trimmed_at = _malloc_trim(), time.monotonic()  # step 5
 
     @property
     def queue_depth(self) -> int:
@@ -120,6 +143,7 @@ class DynamicBatcher:
                 await self._arrived.wait()
                 continue
             jobs = await self._collect(loop)
+            self._last_batch_texts = sum(len(job.texts) for job in jobs)
             results, stats = await loop.run_in_executor(self._model_thread, self._label, jobs)
             for job, result in zip(jobs, results, strict=True):
                 if job.future.done():  # its client went away
@@ -129,6 +153,10 @@ class DynamicBatcher:
                 else:
                     job.future.set_result(result)
             self.on_batch(stats)
+            if self._trim is not None and time.monotonic() - self._trimmed_at >= TRIM_INTERVAL:
+                self._trimmed_at = time.monotonic()
+                # Step 5, on the model thread before its next batch, while the answers go out.
+                self._model_thread.submit(self._trim)
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[Job]:
         """Step 1: the oldest request, and those that join it in time."""
@@ -143,7 +171,8 @@ class DynamicBatcher:
                 count += len(jobs[-1].texts)
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0 or self._closing or not self.arriving():
+            more_expected = self.arriving() or count < self._last_batch_texts
+            if remaining <= 0 or self._closing or not more_expected:
                 break
             self._arrived.clear()
             try:

@@ -34,28 +34,32 @@ def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None)
 def assert_same_outputs(
     ref, ours, ids: torch.Tensor, mask: torch.Tensor, name: str, tolerance: float
 ) -> None:
-    """Our model equals the transformers model `ref` on a padded batch: logits (explicit path
-    and SDPA), every hidden state on real tokens, every attention map entry (padded query rows
-    included), each within `tolerance`; prints the largest differences."""
+    """Our model equals the transformers model `ref` on a padded batch: logits (explicit path,
+    SDPA, and packed: real tokens only), every hidden state on real tokens, every attention map
+    entry (padded query rows included), each within `tolerance`; prints the largest
+    differences."""
     with torch.inference_mode():
         r = ref(
             input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
         )
         o = ours(ids, mask, output_hidden_states=True, output_attentions=True)
         fast = ours(ids, mask)  # SDPA path, no attentions asked
+        packed = ours(ids, mask, packed=True)  # real tokens only (packing.py)
 
     d_logits = max_diff(r.logits, o.logits, mask)
     d_fast = max_diff(r.logits, fast.logits, mask)
+    d_packed = max_diff(r.logits, packed.logits, mask)
     d_hidden = max(
         max_diff(a, b, mask) for a, b in zip(r.hidden_states, o.hidden_states, strict=True)
     )
     d_attn = max(max_diff(a, b) for a, b in zip(r.attentions, o.attentions, strict=True))
-    print(f"\n{name}: max|diff| logits {d_logits:.2e} (SDPA {d_fast:.2e}), "
-          f"hidden {d_hidden:.2e}, attentions {d_attn:.2e}")  # fmt: skip
+    print(f"\n{name}: max|diff| logits {d_logits:.2e} (SDPA {d_fast:.2e}, packed "
+          f"{d_packed:.2e}), hidden {d_hidden:.2e}, attentions {d_attn:.2e}")  # fmt: skip
     assert len(o.hidden_states) == len(r.hidden_states) == ours.config.num_layers + 1
     assert len(o.attentions) == ours.config.num_layers
-    assert d_logits <= tolerance and d_fast <= tolerance
+    assert d_logits <= tolerance and d_fast <= tolerance and d_packed <= tolerance
     assert d_hidden <= tolerance and d_attn <= tolerance
     real = mask.bool()
     assert torch.equal(r.logits.argmax(-1)[real], fast.logits.argmax(-1)[real])
+    assert torch.equal(r.logits.argmax(-1)[real], packed.logits.argmax(-1)[real])
     assert not torch.isnan(fast.logits).any()  # padded rows too
