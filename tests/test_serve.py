@@ -480,14 +480,15 @@ def test_after_a_batch_of_n_texts_the_next_waits_for_n(ner_model_dir) -> None:
     assert (batches.count, batches.sum) == (2, 6)  # 3 texts, then the 3 that waited together
 
 
-def test_free_memory_goes_back_to_the_system_between_batches(ner_model_dir, monkeypatch) -> None:
-    """Step 5 of the batcher: glibc's malloc_trim, at most every TRIM_INTERVAL seconds, on the
-    model thread (here every batch: the interval set to 0)."""
+def test_free_memory_goes_back_to_the_system_when_it_piled_up(ner_model_dir, monkeypatch) -> None:
+    """Step 5 of the batcher: glibc's malloc_trim on the model thread, after a batch, once the
+    resident memory has grown by TRIM_GROWTH since the last trim (here any growth, or none: a
+    growth of minus a terabyte, so every batch trims; and never: a terabyte)."""
     from minibert_ner.serve import batcher
 
     trim = batcher._malloc_trim()
-    if trim is None:
-        pytest.skip("this C library has no malloc_trim")
+    if trim is None or batcher._resident_bytes() is None:
+        pytest.skip("no malloc_trim or no /proc/self/statm here")
     threads: list[str] = []
 
     def counted() -> object:
@@ -495,15 +496,18 @@ def test_free_memory_goes_back_to_the_system_between_batches(ner_model_dir, monk
         return trim()
 
     monkeypatch.setattr(batcher, "_malloc_trim", lambda: counted)
-    monkeypatch.setattr(batcher, "TRIM_INTERVAL", 0.0)
     ner = minibert_ner.pipeline(ner_model_dir)
-    app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
-    with serve_thread(app) as url:
-        wait_ready(url)
-        for text in TEXTS[:3]:
-            assert post_json(url, {"inputs": text})[0] == 200
-        wait_for(lambda: len(threads) == 3)
-    assert all(name.startswith("minibert-ner-model") for name in threads)
+    for growth, trims in ((-(1 << 40), 3), (1 << 40, 0)):
+        monkeypatch.setattr(batcher, "TRIM_GROWTH", growth)
+        threads.clear()
+        app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
+        with serve_thread(app) as url:
+            wait_ready(url)
+            for text in TEXTS[:3]:
+                assert post_json(url, {"inputs": text})[0] == 200
+            wait_for(lambda: len(threads) >= trims)
+        assert len(threads) == trims  # the server has stopped: its model thread has finished
+        assert all(name.startswith("minibert-ner-model") for name in threads)
 
 
 def test_health_while_loading_and_draining(ner_model_dir) -> None:

@@ -25,10 +25,12 @@ How a batch runs:
    returns (every label's probability when one request asks for "average").
 4. If a batch fails, each of its requests runs again alone, so a request that breaks the model
    fails alone and the others get their answers.
-5. At most four times a second, after a batch, the C allocator hands its free memory back to the
-   system (glibc's `malloc_trim`; elsewhere nothing). Batches of ever new length mixes free
-   tensors of ever new sizes, and glibc otherwise keeps them: the server's resident memory
-   would creep up with the requests served.
+5. After a batch, on the model thread, once the process's resident memory has grown by
+   `TRIM_GROWTH` since the last time, the C allocator hands its free memory back to the system
+   (glibc's `malloc_trim`; elsewhere nothing). Batches of ever new length mixes free tensors of
+   ever new sizes, and glibc otherwise keeps them: the server's resident memory would creep up
+   with the requests served. Trimming only on growth keeps its cost (the pages handed back are
+   faulted in again when next used) to the memory that really piled up.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import time
+import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +51,7 @@ from ..inference.runner import Prediction, WindowRunner
 __all__ = ["BatchStats", "DynamicBatcher", "QueueFull"]
 
 
-TRIM_INTERVAL = 0.25  # seconds between two malloc_trim calls (step 5), at least
+TRIM_GROWTH = 64 << 20  # bytes of resident memory gained since the last trim that call the next
 
 
 def _malloc_trim() -> Callable[[], object] | None:
@@ -60,6 +62,31 @@ def _malloc_trim() -> Callable[[], object] | None:
     except (OSError, AttributeError):
         return None
     return None if trim is None else lambda: trim(0)
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory (Linux: /proc/self/statm), or None where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class MemoryTrimmer:
+    """Step 5: malloc_trim once resident memory has grown by TRIM_GROWTH since the last."""
+
+    def __init__(self) -> None:
+        self.trim = _malloc_trim()
+        self.floor = _resident_bytes()  # resident memory after the last trim (or at start)
+
+    def __call__(self) -> None:
+        now = _resident_bytes()
+        if self.trim is None or now is None or self.floor is None:
+            return
+        if now - self.floor >= TRIM_GROWTH:
+            self.trim()
+            self.floor = _resident_bytes() or now
 
 
 class QueueFull(Exception):
@@ -106,7 +133,7 @@ class DynamicBatcher:
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="minibert-ner-model")
         self._runners: dict[int, WindowRunner] = {}
         self._last_batch_texts = 0  # the size the next batch waits for (step 1)
-        self._trim, self._trimmed_at = _malloc_trim(), time.monotonic()  # step 5
+        self._release_memory = MemoryTrimmer()  # step 5
 
     @property
     def queue_depth(self) -> int:
@@ -153,10 +180,8 @@ class DynamicBatcher:
                 else:
                     job.future.set_result(result)
             self.on_batch(stats)
-            if self._trim is not None and time.monotonic() - self._trimmed_at >= TRIM_INTERVAL:
-                self._trimmed_at = time.monotonic()
-                # Step 5, on the model thread before its next batch, while the answers go out.
-                self._model_thread.submit(self._trim)
+            # Step 5, on the model thread before its next batch, while the answers go out.
+            self._model_thread.submit(self._release_memory)
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[Job]:
         """Step 1: the oldest request, and those that join it in time."""

@@ -373,7 +373,9 @@ def capture(model: Model, names: Sequence[str]) -> Iterator[Recording]:
     seen["embeddings"]                          # (B, T, H)
     seen.inputs["layers.0.attention.output"]    # (B, T, nh*hs): the heads side by side
 
-    Tensors are detached; a module called twice keeps its last call.
+    Tensors are detached; a module called twice keeps its last call. Through the pipeline,
+    batches of mixed lengths run packed (packing.py): the blocks' tensors are then (N, ·), the
+    batch's real tokens back to back; call the model directly for the (B, T, ·) layout.
     """
     modules = dict(model.named_modules())
     unknown = [n for n in names if n not in modules]
