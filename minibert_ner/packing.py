@@ -85,7 +85,8 @@ class Packing:
         device = attention_mask.device
         j = torch.arange(T, device=device)  # (T,)
         real = attention_mask != 0  # (B, T)
-        counts = torch.where(real, j, -1).max(1).values + 1  # (B,) tokens up to the last real one
+        # (B,) tokens up to each row's last real one (amax: 0 for rows of no tokens at all)
+        counts = torch.where(real, j + 1, 0).amax(1) if T else real.new_zeros(B, dtype=torch.long)
         in_row = j < counts[:, None]  # (B, T)
         self.batch_shape = (B, T)
         self.positions = in_row.reshape(-1).nonzero().squeeze(1)  # (N,) in the flat batch

@@ -136,3 +136,13 @@ def test_pack_unpack_and_groups_cover_every_real_token_once(spec) -> None:
     # attention as the identity: every token comes back in its place
     y = packing.attend(lambda block, keep: block, packing.pack(x))
     assert torch.equal(y, x[kept])
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (2, 4)])
+def test_a_batch_without_real_tokens_packs_to_nothing(shape) -> None:
+    packing = Packing(torch.zeros(shape, dtype=torch.long))
+    assert packing.size == 0 and packing.groups == []
+    x = torch.randn(*shape, 3)
+    assert packing.pack(x).shape == (0, 3)
+    assert torch.equal(packing.unpack(packing.pack(x)), torch.zeros(*shape, 3))
+    assert packing.attend(lambda block, keep: block, packing.pack(x)).shape == (0, 3)
