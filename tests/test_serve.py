@@ -505,7 +505,7 @@ def test_free_memory_goes_back_to_the_system_when_it_piled_up(ner_model_dir, mon
             wait_ready(url)
             for text in TEXTS[:3]:
                 assert post_json(url, {"inputs": text})[0] == 200
-            wait_for(lambda: len(threads) >= trims)
+            wait_for(lambda trims=trims: len(threads) >= trims)
         assert len(threads) == trims  # the server has stopped: its model thread has finished
         assert all(name.startswith("minibert-ner-model") for name in threads)
 
