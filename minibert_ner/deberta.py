@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ACTIVATIONS, ModelConfig
-from .packing import Packing
+from .packing import Packed, packing_for
 
 __all__ = [
     "ConvLayer",
@@ -140,14 +140,6 @@ class RelativePositions:
     c2p_index: torch.Tensor | None = None  # (T, T) long: row of `table` for d(i, j)
     p2c_index: torch.Tensor | None = None  # (T keys, T queries) long: row for key j, query i
     table: torch.Tensor | None = None  # (R, H): the relative-table rows the indices reach
-
-
-@dataclass
-class PackedPositions:
-    """A packed forward pass (packing.py): the packing and each row group's RelativePositions."""
-
-    packing: Packing
-    groups: list[RelativePositions]  # one per packing.groups, for its (rows, length) block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,17 +257,14 @@ class DisentangledAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        positions: RelativePositions | PackedPositions,
+        positions: RelativePositions | Packed,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, H) with its RelativePositions, or packed real tokens (N, H) with
-        PackedPositions (attention then runs per group of rows, each with its own)."""
+        """x: (B, T, H) with its RelativePositions, or packed real tokens (N, H) with a
+        Packed holding each row group's RelativePositions (attention then runs per group)."""
         q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
-        if isinstance(positions, PackedPositions):
-            y = positions.packing.attend(
-                lambda q, k, v, group_positions: self.attend(q, k, v, group_positions)[0],
-                q, k, v, per_group=positions.groups,
-            )  # fmt: skip
+        if isinstance(positions, Packed):
+            y = positions.attend(lambda q, k, v, group: self.attend(q, k, v, group)[0], q, k, v)
             return self.output(y), None  # (N, H)
         y, probs = self.attend(q, k, v, positions, output_attentions)
         return self.output(y), probs  # (B, T, H)
@@ -346,7 +335,7 @@ class DebertaBlock(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        positions: RelativePositions | PackedPositions,
+        positions: RelativePositions | Packed,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         a, probs = self.attention(x, positions, output_attentions)
@@ -452,13 +441,11 @@ class DebertaTokenClassifier(nn.Module):
         """Label scores for every token; the same contract as `TokenClassifier.forward`
         (`packed`: every layer on the real tokens only, attention per group of rows)."""
         embedded = self.embeddings(input_ids, token_type_ids, attention_mask)  # (B, T, H)
-        x, packing = embedded, None
-        if packed and attention_mask is not None:
-            if output_attentions:
-                raise ValueError("a packed forward pass keeps no attention maps: use packed=False")
-            packing = Packing(attention_mask)
+        x, packing = embedded, packing_for(attention_mask, packed, output_attentions)
+        positions: RelativePositions | Packed
+        if packing is not None:
             x = packing.pack(embedded)  # (N, H)
-            positions = PackedPositions(
+            positions = Packed(
                 packing,
                 [self.relative_positions(g.length, g.mask, x.device) for g in packing.groups],
             )  # fmt: skip

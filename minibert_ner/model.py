@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ACTIVATIONS, ModelConfig
-from .packing import Packing
+from .packing import Packed, packing_for
 
 __all__ = [
     "Block",
@@ -150,17 +150,15 @@ class SelfAttention(nn.Module):
         self.use_sdpa = True  # set False to always run the readable path
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | Packing | None, output_attentions: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | Packed | None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, H) with `mask` the additive bias (B, 1, 1, T) or None; or packed real
-        tokens (N, H) with `mask` their Packing (attention then runs per group of rows)."""
+        tokens (N, H) with `mask` their Packed (attention then runs per group of rows, each
+        with its own mask bias)."""
         q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
-        if isinstance(mask, Packing):  # each group of rows with its own padding mask
-
-            def attend_group(q, k, v, keep):  # (b, t, H) each, keep (b, t) or None
-                return self.attend(q, k, v, attention_mask_bias(keep, x.dtype))[0]
-
-            return self.output(mask.attend(attend_group, q, k, v)), None  # (N, H)
+        if isinstance(mask, Packed):
+            y = mask.attend(lambda q, k, v, bias: self.attend(q, k, v, bias)[0], q, k, v)
+            return self.output(y), None  # (N, H)
         y, probs = self.attend(q, k, v, mask, output_attentions)
         return self.output(y), probs  # (B, T, H)
 
@@ -222,9 +220,9 @@ class Block(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | Packing | None, output_attentions: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | Packed | None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, H) with the mask bias, or packed (N, H) with its Packing."""
+        """x: (B, T, H) with the mask bias, or packed (N, H) with its Packed."""
         a, probs = self.attention(x, mask, output_attentions)
         x = self.attention_norm(x + self.attention_dropout(a))
         x = self.output_norm(x + self.ffn(x))
@@ -278,13 +276,14 @@ class TokenClassifier(nn.Module):
         gets zeros. The fast path for batches of mixed lengths; no attention probabilities.
         """
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        packing = None
-        if packed and attention_mask is not None:
-            if output_attentions:
-                raise ValueError("a packed forward pass keeps no attention maps: use packed=False")
-            packing = Packing(attention_mask)
+        packing = packing_for(attention_mask, packed, output_attentions)
+        mask: torch.Tensor | Packed | None
+        if packing is not None:
             x = packing.pack(x)  # (N, H)
-        mask = packing or attention_mask_bias(attention_mask, x.dtype)  # (B, 1, 1, T) or None
+            # each row group's mask bias (b, 1, 1, t), made once for every block
+            mask = Packed(packing, [attention_mask_bias(g.mask, x.dtype) for g in packing.groups])
+        else:
+            mask = attention_mask_bias(attention_mask, x.dtype)  # (B, 1, 1, T) or None
         unpack = packing.unpack if packing is not None else lambda t: t  # -> (B, T, ·)
         hidden_states = [unpack(x)] if output_hidden_states else None
         attentions = [] if output_attentions else None

@@ -5,6 +5,9 @@
     y = packing.attend(attention, q, k, v)          # attention(q, k, v, mask), group by group
     logits = packing.unpack(logits)                 # (N, L) -> (B, T, L), zeros at padding
 
+A model's forward pass gets its Packing from `packing_for` and hands its blocks a `Packed`: the
+packing with what it prepared once per row group (mask biases; DeBERTa's relative positions).
+
 Why: on a CPU a padding token costs as much as a real one. A batch of mixed lengths (a server's
 batch, the texts of one call) would otherwise have to be padded to its longest row, or split into
 many small forward passes of similar lengths. Packed, every projection, feed-forward and
@@ -23,7 +26,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PADDING_FRACTION", "PADDING_SLACK", "Packing", "RowGroup", "length_groups"]
+__all__ = [
+    "PADDING_FRACTION",
+    "PADDING_SLACK",
+    "Packed",
+    "Packing",
+    "RowGroup",
+    "length_groups",
+    "packing_for",
+]
 
 PADDING_FRACTION, PADDING_SLACK = 0.1, 8  # rows padded together: at most 10% (or 8 tokens) shorter
 
@@ -151,3 +162,28 @@ class Packing:
         if out is None:  # no real token at all
             return packed[-1].new_empty(0, packed[-1].shape[-1])
         return out
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A forward pass's Packing and what the model prepared once for each of its row groups
+    (mask biases, relative positions): what every block's attention needs."""
+
+    packing: Packing
+    per_group: list[object]  # one per packing.groups
+
+    def attend(self, attention: Callable[..., torch.Tensor], *packed: torch.Tensor) -> torch.Tensor:
+        """`Packing.attend`, each group's call given its prepared entry."""
+        return self.packing.attend(attention, *packed, per_group=self.per_group)
+
+
+def packing_for(
+    attention_mask: torch.Tensor | None, packed: bool, output_attentions: bool
+) -> Packing | None:
+    """A model's forward pass: its Packing when asked to run packed, or None (not asked, or no
+    mask: nothing to leave out). Attention maps need the padded layout."""
+    if not packed or attention_mask is None:
+        return None
+    if output_attentions:
+        raise ValueError("a packed forward pass keeps no attention maps: use packed=False")
+    return Packing(attention_mask)
