@@ -1,10 +1,11 @@
-"""minibert-ner: named-entity recognition with hand-written DistilBERT / BERT / DeBERTa models in
-PyTorch.
+"""minibert-ner: named-entity recognition with hand-written encoders in PyTorch, for DistilBERT,
+BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA and DeBERTa-v2/v3 checkpoints.
 
 The core, one module each: text -> `tokenizer` -> `model` (weights via `checkpoint`, files via
-`hub`, shapes from `config`; DeBERTa's disentangled attention in `deberta`) -> labels. Around it, by layer: `inference/` (labels -> entities:
-the pipeline), `training/` (CoNLL, metrics, fine-tuning), `study/` (model internals),
-`batch/` (corpora of files, Ray), `cli/` (the `minibert-ner` command).
+`hub`, shapes from `config`, each family registered once in `families`; DeBERTa's disentangled
+attention in `deberta`) -> labels. Around it, by layer: `inference/` (labels -> entities: the
+pipeline), `training/` (CoNLL, metrics, fine-tuning), `study/` (model internals), `batch/`
+(corpora of files, Ray), `cli/` (the `minibert-ner` command).
 
     import minibert_ner
     ner = minibert_ner.pipeline("dslim/distilbert-NER")

@@ -7,8 +7,9 @@ Published checkpoints name their tensors after the `transformers` classes
 (`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`;
 RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`;
 DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`).
-One explicit table per family maps each checkpoint module to ours; the same table, read backwards,
-names the tensors when we save, so what we write loads in `transformers` too.
+One explicit table per family (its `key_table` in `families.py`) maps each checkpoint module to
+ours; the same table, read backwards, names the tensors when we save, so what we write loads in
+`transformers` too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 from .config import DTYPE_NAMES, ModelConfig
 from .deberta import DebertaTokenClassifier
 from .errors import CheckpointError, InputError
+from .families import FAMILIES, Model
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
 
@@ -33,6 +35,7 @@ __all__ = [
     "KEY_TABLES",
     "MODEL_CLASSES",
     "Model",
+    "PREFIXES",
     "build_model",
     "load_model",
     "read_safetensors",
@@ -40,97 +43,30 @@ __all__ = [
     "save_model",
 ]
 
-# The model classes: the same forward, config, id2label, layers, classifier (see deberta.py).
+# The model classes; a family names the one that runs it (`Family.model_class`).
 MODEL_CLASSES = (TokenClassifier, DebertaTokenClassifier)
-Model = TokenClassifier | DebertaTokenClassifier
+MODEL_CLASS_NAMES = {cls.__name__: cls for cls in MODEL_CLASSES}
 
-# checkpoint module (after the family prefix) -> our module; "{}" is the block index.
-# Each module's parameters keep their names (weight, bias), except legacy LayerNorm gamma/beta.
-KEY_TABLES: dict[str, dict[str, str]] = {
-    "distilbert": {
-        "embeddings.word_embeddings": "embeddings.word_embeddings",
-        "embeddings.position_embeddings": "embeddings.position_embeddings",
-        "embeddings.LayerNorm": "embeddings.LayerNorm",
-        "transformer.layer.{}.attention.q_lin": "layers.{}.attention.query",
-        "transformer.layer.{}.attention.k_lin": "layers.{}.attention.key",
-        "transformer.layer.{}.attention.v_lin": "layers.{}.attention.value",
-        "transformer.layer.{}.attention.out_lin": "layers.{}.attention.output",
-        "transformer.layer.{}.sa_layer_norm": "layers.{}.attention_norm",
-        "transformer.layer.{}.ffn.lin1": "layers.{}.ffn.intermediate",
-        "transformer.layer.{}.ffn.lin2": "layers.{}.ffn.output",
-        "transformer.layer.{}.output_layer_norm": "layers.{}.output_norm",
-    },
-    "bert": {
-        "embeddings.word_embeddings": "embeddings.word_embeddings",
-        "embeddings.position_embeddings": "embeddings.position_embeddings",
-        "embeddings.token_type_embeddings": "embeddings.token_type_embeddings",
-        "embeddings.LayerNorm": "embeddings.LayerNorm",
-        "encoder.layer.{}.attention.self.query": "layers.{}.attention.query",
-        "encoder.layer.{}.attention.self.key": "layers.{}.attention.key",
-        "encoder.layer.{}.attention.self.value": "layers.{}.attention.value",
-        "encoder.layer.{}.attention.output.dense": "layers.{}.attention.output",
-        "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attention_norm",
-        "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.intermediate",
-        "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
-        "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
-    },
-    "deberta-v2": {
-        "embeddings.word_embeddings": "embeddings.word_embeddings",
-        "embeddings.position_embeddings": "embeddings.position_embeddings",  # v2 only
-        "embeddings.token_type_embeddings": "embeddings.token_type_embeddings",
-        "embeddings.embed_proj": "embeddings.embed_proj",  # embedding_size != hidden_size
-        "embeddings.LayerNorm": "embeddings.LayerNorm",
-        "encoder.rel_embeddings": "rel_embeddings",
-        "encoder.LayerNorm": "rel_norm",  # norm_rel_ebd = "layer_norm"
-        "encoder.conv.conv": "conv.conv",  # conv_kernel_size > 0
-        "encoder.conv.LayerNorm": "conv.LayerNorm",
-        "encoder.layer.{}.attention.self.query_proj": "layers.{}.attention.query",
-        "encoder.layer.{}.attention.self.key_proj": "layers.{}.attention.key",
-        "encoder.layer.{}.attention.self.value_proj": "layers.{}.attention.value",
-        "encoder.layer.{}.attention.self.pos_key_proj": "layers.{}.attention.pos_key",
-        "encoder.layer.{}.attention.self.pos_query_proj": "layers.{}.attention.pos_query",
-        "encoder.layer.{}.attention.output.dense": "layers.{}.attention.output",
-        "encoder.layer.{}.attention.output.LayerNorm": "layers.{}.attention_norm",
-        "encoder.layer.{}.intermediate.dense": "layers.{}.ffn.intermediate",
-        "encoder.layer.{}.output.dense": "layers.{}.ffn.output",
-        "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
-    },
-}
-# The RoBERTa family is BERT under another prefix; ELECTRA adds the projection of its embeddings.
-KEY_TABLES["roberta"] = KEY_TABLES["xlm-roberta"] = KEY_TABLES["camembert"] = KEY_TABLES["bert"]
-KEY_TABLES["electra"] = KEY_TABLES["bert"] | {"embeddings_project": "embeddings.project"}
+# Views of the family registry (families.py), by model_type: checkpoint module (after the
+# family prefix) -> our module, "{}" the block index; the prefix of the base model's tensors.
+KEY_TABLES = {t: family.key_table for t, family in FAMILIES.items()}
+PREFIXES = {t: family.prefix for t, family in FAMILIES.items()}
 # The head sits outside the base model, so it never carries the family prefix.
 HEAD_TABLE = {"classifier": "classifier"}
-# Base-model tensors sit under this prefix in *ForTokenClassification checkpoints, and under
-# none in base-model checkpoints (e.g. sentence-transformers' all-MiniLM-L6-v2).
-PREFIXES = {
-    "distilbert": "distilbert.",
-    "bert": "bert.",
-    "roberta": "roberta.",
-    "xlm-roberta": "roberta.",  # transformers' XLM-R and CamemBERT keep RoBERTa's attribute name
-    "camembert": "roberta.",
-    "electra": "electra.",
-    "deberta-v2": "deberta.",
-}
 # Old TensorFlow-era names of LayerNorm parameters.
 LEGACY_PARAM_NAMES = {"gamma": "weight", "beta": "bias"}
-# Tensors that are known and irrelevant to token classification; anything else unknown is an error.
-IGNORED_KEYS = re.compile(
-    r"(^|\.)(position_ids|token_type_ids)$"  # buffers some versions saved
-    r"|^(bert\.|distilbert\.|roberta\.)?pooler\."  # sentence-level pooler
-    r"|^(distilbert\.)?vocab_(transform|layer_norm|projector)\."  # DistilBERT MLM head
-    r"|^cls\."  # BERT MLM / NSP heads
-    r"|^lm_head\."  # RoBERTa-family MLM head
-    r"|^(discriminator_predictions|generator_predictions|generator_lm_head)\."  # ELECTRA heads
-    r"|^(deberta\.)?(lm_predictions|mask_predictions)\."  # DeBERTa MLM / replaced-token heads
+# Tensors that are known and irrelevant to token classification: buffers some versions saved,
+# and the heads each family's checkpoints carry that NER does not use (`Family.unused_modules`).
+# Anything else unknown is an error.
+_UNUSED_HEADS = dict.fromkeys(
+    rf"^({re.escape(f.prefix)})?({'|'.join(f.unused_modules)})\." for f in FAMILIES.values()
 )
+IGNORED_KEYS = re.compile("|".join([r"(^|\.)(position_ids|token_type_ids)$", *_UNUSED_HEADS]))
 
 
 def build_model(config: ModelConfig) -> Model:
     """The model class the config's family needs, with fresh weights (or none, on meta)."""
-    if config.model_type == "deberta-v2":
-        return DebertaTokenClassifier(config)
-    return TokenClassifier(config)
+    return MODEL_CLASS_NAMES[config.family.model_class](config)
 
 
 def module_map(config: ModelConfig) -> dict[str, str]:

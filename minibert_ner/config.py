@@ -1,10 +1,12 @@
 """Model configuration: one dataclass for every family, read from and written to `config.json`.
 
 The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA; DeBERTa-v2/v3, whose
-attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs
-`num_hidden_layers`, ...): `FIELD_NAMES` is the single table that translates between them. What a
-family fixes in code rather than in its config.json (RoBERTa's position numbering, DistilBERT's
-missing attention-output dropout, the transformers class defaults) is the `FAMILIES` table.
+attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same
+hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs `num_hidden_layers`, ...).
+Each family's registration in `families.py` holds the names its config.json uses, the
+transformers config class's defaults, and what the family fixes in code rather than in its
+config.json (RoBERTa's position numbering, DistilBERT's missing attention-output dropout);
+`FIELD_NAMES`, `FAMILIES`, `SUPPORTED_MODEL_TYPES` and `ARCHITECTURES` are that registry here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .families import FAMILIES, Family
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,120 +31,10 @@ __all__ = [
     "ModelConfig",
 ]
 
-SUPPORTED_MODEL_TYPES = (
-    "distilbert",
-    "bert",
-    "roberta",
-    "xlm-roberta",
-    "camembert",
-    "electra",
-    "deberta-v2",
-)
-
-# Our field name -> the name that field has in each family's config.json.
-FIELD_NAMES: dict[str, dict[str, str]] = {
-    "distilbert": {
-        "vocab_size": "vocab_size",
-        "hidden_size": "dim",
-        "num_layers": "n_layers",
-        "num_heads": "n_heads",
-        "intermediate_size": "hidden_dim",
-        "activation": "activation",
-        "max_position_embeddings": "max_position_embeddings",
-        "sinusoidal_pos_embds": "sinusoidal_pos_embds",
-        "pad_token_id": "pad_token_id",
-        "hidden_dropout": "dropout",
-        "attention_dropout": "attention_dropout",
-        "classifier_dropout": "dropout",  # DistilBertForTokenClassification uses `dropout`
-        "initializer_range": "initializer_range",
-    },
-    "bert": {
-        "vocab_size": "vocab_size",
-        "hidden_size": "hidden_size",
-        "num_layers": "num_hidden_layers",
-        "num_heads": "num_attention_heads",
-        "intermediate_size": "intermediate_size",
-        "activation": "hidden_act",
-        "max_position_embeddings": "max_position_embeddings",
-        "type_vocab_size": "type_vocab_size",
-        "layer_norm_eps": "layer_norm_eps",
-        "pad_token_id": "pad_token_id",
-        "hidden_dropout": "hidden_dropout_prob",
-        "attention_dropout": "attention_probs_dropout_prob",
-        "classifier_dropout": "classifier_dropout",  # None means: use hidden_dropout_prob
-        "initializer_range": "initializer_range",
-    },
-}
-# The RoBERTa family writes BERT's names; ELECTRA adds the width of its (smaller) embeddings.
-FIELD_NAMES["roberta"] = FIELD_NAMES["xlm-roberta"] = FIELD_NAMES["camembert"] = FIELD_NAMES["bert"]
-FIELD_NAMES["electra"] = FIELD_NAMES["bert"] | {"embedding_size": "embedding_size"}
-# DeBERTa-v2/v3 (and mDeBERTa-v3) write BERT's names too, but no classifier_dropout (its head's
-# dropout is hidden_dropout_prob), and add those of the relative-position attention.
-FIELD_NAMES["deberta-v2"] = {
-    ours: theirs for ours, theirs in FIELD_NAMES["bert"].items() if ours != "classifier_dropout"
-} | {
-    "embedding_size": "embedding_size",
-    "position_biased_input": "position_biased_input",
-    "relative_attention": "relative_attention",
-    "max_relative_positions": "max_relative_positions",
-    "position_buckets": "position_buckets",
-    "pos_att_type": "pos_att_type",
-    "share_att_key": "share_att_key",
-    "norm_rel_ebd": "norm_rel_ebd",
-    "conv_kernel_size": "conv_kernel_size",
-    "conv_groups": "conv_groups",
-    "conv_act": "conv_act",
-}
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a family fixes in code rather than in its config.json."""
-
-    architecture: str  # the transformers token-classifier class
-    # RoBERTa family: position ids number real tokens from pad_token_id + 1, padding takes row
-    # pad_token_id (fairseq's make_positions), so 2 of the 514 rows are never a real position.
-    positions_from_padding: bool = False
-    attention_output_dropout: bool = True  # dropout on the attention projection (not DistilBERT)
-    # The transformers config class's values for keys a config.json may leave out, where they
-    # differ from ModelConfig's defaults. classifier_dropout missing means hidden_dropout.
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-
-
-_ROBERTA = {"vocab_size": 30522, "type_vocab_size": 2, "pad_token_id": 1}
-FAMILIES: dict[str, Family] = {
-    "distilbert": Family("DistilBertForTokenClassification", attention_output_dropout=False),
-    "bert": Family("BertForTokenClassification", defaults={"type_vocab_size": 2}),
-    "roberta": Family(
-        "RobertaForTokenClassification", True, defaults=_ROBERTA | {"vocab_size": 50265}
-    ),
-    "xlm-roberta": Family("XLMRobertaForTokenClassification", True, defaults=_ROBERTA),
-    "camembert": Family("CamembertForTokenClassification", True, defaults=_ROBERTA),
-    "deberta-v2": Family(  # v2, v3 and mDeBERTa-v3; DebertaV2Config() is the v2-xlarge shape
-        "DebertaV2ForTokenClassification",
-        defaults={
-            "vocab_size": 128100,
-            "hidden_size": 1536,
-            "num_layers": 24,
-            "num_heads": 24,
-            "intermediate_size": 6144,
-            "type_vocab_size": 0,
-            "layer_norm_eps": 1e-7,
-        },
-    ),
-    "electra": Family(
-        "ElectraForTokenClassification",
-        defaults={
-            "vocab_size": 30522,
-            "hidden_size": 256,
-            "num_heads": 4,
-            "intermediate_size": 1024,
-            "type_vocab_size": 2,
-            "embedding_size": 128,
-        },
-    ),  # fmt: skip
-}
-ARCHITECTURES = {name: family.architecture for name, family in FAMILIES.items()}
+# Views of the family registry (families.py), by model_type.
+SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
+FIELD_NAMES: dict[str, Mapping[str, str]] = {t: f.field_names for t, f in FAMILIES.items()}
+ARCHITECTURES = {t: f.architecture for t, f in FAMILIES.items()}
 # The relative-position terms DeBERTa's attention knows (pos_att_type).
 DEBERTA_TERMS = ("c2p", "p2c")
 
@@ -346,8 +239,9 @@ class ModelConfig:
                 f"position_embedding_type {raw['position_embedding_type']!r} is not supported "
                 "(only 'absolute' position embeddings are implemented)"
             )
-        names = FIELD_NAMES[model_type]
-        values: dict[str, Any] = {"model_type": model_type, **FAMILIES[model_type].defaults}
+        family = FAMILIES[model_type]
+        names = family.field_names
+        values: dict[str, Any] = {"model_type": model_type, **family.defaults}
         for ours, theirs in names.items():
             if raw.get(theirs) is not None:
                 value = raw[theirs]
@@ -355,16 +249,13 @@ class ModelConfig:
                     checked_type(theirs, value, FIELD_TYPES[ours]) if ours in FIELD_TYPES else value
                 )
         values.setdefault("classifier_dropout", values.get("hidden_dropout", 0.1))
-        if model_type == "deberta-v2":
-            values["classifier_dropout"] = values.get("hidden_dropout", 0.1)  # its head's dropout
-            head_size = raw.get("attention_head_size")
-            if head_size is not None and head_size * raw.get("num_attention_heads", 0) != (
-                raw.get("hidden_size")
-            ):
-                raise ConfigError(
-                    f"attention_head_size {head_size} x {raw.get('num_attention_heads')} heads "
-                    f"differs from hidden_size {raw.get('hidden_size')}; not supported"
-                )
+        head_size = raw.get(family.head_size_key) if family.head_size_key else None
+        heads, width = raw.get(names["num_heads"]), raw.get(names["hidden_size"])
+        if head_size is not None and head_size * (heads or 0) != width:
+            raise ConfigError(
+                f"{family.head_size_key} {head_size} x {heads} heads "
+                f"differs from hidden_size {width}; not supported"
+            )
         values["id2label"] = read_id2label(raw.get("id2label"), raw.get("num_labels"))
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
@@ -386,11 +277,12 @@ class ModelConfig:
         out.pop("transformers_version", None)
         out["architectures"] = [ARCHITECTURES[self.model_type]]
         out["model_type"] = self.model_type
-        for ours, theirs in FIELD_NAMES[self.model_type].items():
+        field_of: dict[str, str] = {}  # their name -> our field (of two, the first listed)
+        for ours, theirs in self.family.field_names.items():
+            field_of.setdefault(theirs, ours)
+        for theirs, ours in field_of.items():
             value = getattr(self, ours)
             out[theirs] = list(value) if isinstance(value, tuple) else value  # pos_att_type
-        if self.model_type == "distilbert":
-            out["dropout"] = self.hidden_dropout
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}
         out["label2id"] = self.label2id
         return out

@@ -22,9 +22,12 @@ the block's own key/query projections (`share_att_key`, v3) or through separate 
 
 Attention masks are pairwise, as in `transformers`: query i may see key j only when both are real
 tokens, so a padded query row spreads its attention evenly (its output is never used). The
-public surface (forward, config, id2label, device, dtype, layers, classifier, dropout) is that of
-`model.TokenClassifier`, so the pipeline, training and the study kit run either. Checkpoint key
-names are mapped onto these modules by the table in `checkpoint.py`.
+public surface (forward, config, id2label, device, dtype, layers, classifier, dropout) is
+`families.Model`, as `model.TokenClassifier`'s, so the pipeline, training and the study kit run
+either. Checkpoint key names are mapped onto these modules by the family's key table
+(`families.py`). What this file shares with `model.py` (the feed-forward, the helpers, the output,
+the properties and init_weights) is a copy, so that each file reads alone: each is marked
+`# Copied from minibert_ner.model.NAME`, and tests/test_copies.py keeps it equal to its original.
 """
 
 from __future__ import annotations
@@ -53,14 +56,19 @@ __all__ = [
 ]
 
 
-def _activation(name: str) -> nn.Module:
+# Copied from minibert_ner.model.make_activation
+def make_activation(name: str) -> nn.Module:
+    """The module for a config.json activation name (the table is `config.ACTIVATIONS`)."""
     cls, kwargs = ACTIVATIONS[name]
     return getattr(nn, cls)(**kwargs)
 
 
-def _embedding(num: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
-    """nn.Embedding left uninitialised on the meta device (a model built to receive weights)."""
-    weight = torch.empty(num, dim)
+# Copied from minibert_ner.model.embedding
+def embedding(num: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+    """nn.Embedding with torch's own initialisation (N(0, 1), the padding row zero), except on
+    the meta device (a model built only to receive a checkpoint's tensors): there are no values
+    to fill, and the first `normal_` on meta costs ~0.9 s of imports."""
+    weight = torch.empty(num, dim)  # on the device of an enclosing `with torch.device(...)`
     if weight.device.type != "meta":
         with torch.no_grad():
             nn.init.normal_(weight)
@@ -153,13 +161,13 @@ class DebertaEmbeddings(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         E, H = config.embedding_width, config.hidden_size
-        self.word_embeddings = _embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
+        self.word_embeddings = embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
         # v3 has no absolute positions: only the relative terms in attention know about order.
         self.position_embeddings = (
-            _embedding(config.max_position_embeddings, E) if config.position_biased_input else None
+            embedding(config.max_position_embeddings, E) if config.position_biased_input else None
         )
         self.token_type_embeddings = (
-            _embedding(config.type_vocab_size, E) if config.type_vocab_size > 0 else None
+            embedding(config.type_vocab_size, E) if config.type_vocab_size > 0 else None
         )
         self.embed_proj = nn.Linear(E, H, bias=False) if E != H else None
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
@@ -307,13 +315,14 @@ class DisentangledAttention(nn.Module):
         return y, probs
 
 
+# Copied from minibert_ner.model.FeedForward
 class FeedForward(nn.Module):
     """Position-wise MLP: H -> intermediate -> H."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = _activation(config.activation)
+        self.act = make_activation(config.activation)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
@@ -352,7 +361,7 @@ class ConvLayer(nn.Module):
         super().__init__()
         H, kernel = config.hidden_size, config.conv_kernel_size
         self.conv = nn.Conv1d(H, H, kernel, padding=(kernel - 1) // 2, groups=config.conv_groups)
-        self.act = _activation(config.conv_act)
+        self.act = make_activation(config.conv_act)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
@@ -367,9 +376,10 @@ class ConvLayer(nn.Module):
         return out if real is None else out * real.to(out.dtype)
 
 
+# Copied from minibert_ner.model.TokenClassifierOutput with TokenClassifierOutput->DebertaOutput, TokenClassifier->DebertaTokenClassifier
 @dataclass
 class DebertaOutput:
-    """What `DebertaTokenClassifier.forward` returns (the fields of `TokenClassifierOutput`)."""
+    """What `DebertaTokenClassifier.forward` returns."""
 
     logits: torch.Tensor  # (B, T, num_labels)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each block: (B, T, H)
@@ -379,14 +389,16 @@ class DebertaOutput:
 class DebertaTokenClassifier(nn.Module):
     """A DeBERTa-v2/v3 encoder with a linear token-classification head."""
 
+    block_type = DebertaBlock  # what `layers` stacks
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.embeddings = DebertaEmbeddings(config)
-        self.layers = nn.ModuleList(DebertaBlock(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
         # One relative-embedding table for all blocks: rows 0..2*span-1 hold distances -span..span-1.
         self.rel_embeddings = (
-            _embedding(2 * config.relative_span, config.hidden_size)
+            embedding(2 * config.relative_span, config.hidden_size)
             if config.relative_attention
             else None
         )
@@ -472,18 +484,22 @@ class DebertaTokenClassifier(nn.Module):
             attentions=tuple(attentions) if attentions is not None else None,
         )
 
+    # Copied from minibert_ner.model.TokenClassifier.id2label
     @property
     def id2label(self) -> dict[int, str]:
         return self.config.id2label
 
+    # Copied from minibert_ner.model.TokenClassifier.device
     @property
     def device(self) -> torch.device:
         return self.classifier.weight.device
 
+    # Copied from minibert_ner.model.TokenClassifier.dtype
     @property
     def dtype(self) -> torch.dtype:
         return self.classifier.weight.dtype
 
+    # Copied from minibert_ner.model.TokenClassifier.init_weights
     def init_weights(self, module: nn.Module | None = None) -> None:
         """Fresh weights as `transformers` initialises them: N(0, initializer_range) for linear,
         convolution and embedding weights (the padding row zero), biases 0, LayerNorm 1/0."""

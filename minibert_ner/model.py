@@ -15,7 +15,7 @@ The differences are small and explicit, all read from the config: BERT-likes add
 embeddings (RoBERTa's table has one row) and a dropout after the attention projection, DistilBERT
 has neither; the RoBERTa family numbers positions from pad_token_id + 1 (`config.position_offset`);
 ELECTRA's embeddings may be narrower than the blocks (`config.embedding_size`). Checkpoint key
-names are mapped onto these modules by the tables in `checkpoint.py`.
+names are mapped onto these modules by the families' key tables (`families.py`).
 
 `forward(..., packed=True)` runs the same layers on a batch's real tokens only (`packing.py`):
 x is then (N, H), every Linear and LayerNorm sees N rows, and attention runs per group of rows
@@ -247,11 +247,13 @@ def attention_mask_bias(
 class TokenClassifier(nn.Module):
     """An encoder of any family with a linear token-classification head."""
 
+    block_type = Block  # what `layers` stacks
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
@@ -313,16 +315,15 @@ class TokenClassifier(nn.Module):
         return self.classifier.weight.dtype
 
     def init_weights(self, module: nn.Module | None = None) -> None:
-        """Fresh weights as `transformers` initialises them: N(0, initializer_range), LN = 1/0."""
+        """Fresh weights as `transformers` initialises them: N(0, initializer_range) for linear,
+        convolution and embedding weights (the padding row zero), biases 0, LayerNorm 1/0."""
         std = self.config.initializer_range
         for m in (module or self).modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Embedding)):
                 nn.init.normal_(m.weight, std=std)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Embedding):
-                nn.init.normal_(m.weight, std=std)
-                if m.padding_idx is not None:
-                    m.weight.data[m.padding_idx].zero_()
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                m.weight.data[m.padding_idx].zero_()
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.LayerNorm)) and m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -43,6 +43,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers.models import BPE, Unigram, WordPiece
 
 from .errors import InputError, TokenizerError
+from .families import FAMILIES
 from .hub import TOKENIZER_FILES, resolve_folder
 
 __all__ = [
@@ -103,16 +104,8 @@ def bert_wordpiece(
 
 
 # The tokenizer class transformers' AutoTokenizer picks for a model_type (when
-# tokenizer_config.json names none).
-MODEL_TOKENIZERS = {
-    "distilbert": "DistilBertTokenizer",
-    "bert": "BertTokenizer",
-    "electra": "BertTokenizer",
-    "roberta": "RobertaTokenizer",
-    "xlm-roberta": "XLMRobertaTokenizer",
-    "camembert": "CamembertTokenizer",
-    "deberta-v2": "DebertaV2Tokenizer",
-}
+# tokenizer_config.json names none): each family's registration says.
+MODEL_TOKENIZERS = {t: family.tokenizer_class for t, family in FAMILIES.items()}
 # The special tokens of the RoBERTa-family tokenizers, in the order transformers adds them.
 ROBERTA_SPECIAL_TOKENS = {
     "bos_token": "<s>",

@@ -1,5 +1,6 @@
 """The package's layering, read from its source: no import cycle anywhere (imports inside
-functions included), `model.py` a leaf, every module with an explicit `__all__`."""
+functions included), the model files leaves, `families.py` below the config, every module with
+an explicit `__all__`."""
 
 from __future__ import annotations
 
@@ -116,6 +117,33 @@ def test_model_is_a_leaf(file, allowed):
     assert ours <= allowed
     stdlib = {"__future__", "math", "dataclasses", "collections", "torch"}
     assert {m.split(".")[0] for m in others} <= stdlib
+
+
+def test_families_is_data_below_config():
+    """families.py, which config.py (read by `--help` before torch loads) is built on, imports
+    nothing of ours, and torch only for type checkers."""
+    tree = ast.parse((PACKAGE / "families.py").read_text("utf-8"))
+    for_checkers = {
+        id(node)
+        for block in tree.body
+        if isinstance(block, ast.If) and getattr(block.test, "id", None) == "TYPE_CHECKING"
+        for node in ast.walk(block)
+    }
+    at_runtime = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert not node.level, "families.py imports a module of ours"
+            if id(node) not in for_checkers:
+                at_runtime.add(node.module or "")
+        elif isinstance(node, ast.Import) and id(node) not in for_checkers:
+            at_runtime.update(alias.name for alias in node.names)
+    assert {m.split(".")[0] for m in at_runtime} <= {
+        "__future__",
+        "collections",
+        "dataclasses",
+        "typing",
+    }
+    assert "minibert_ner.families" in graph()["minibert_ner.config"]
 
 
 def test_every_module_declares_its_public_names():

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..checkpoint import Model
 from ..errors import MiniBertError
+from ..families import Model
 
 __all__ = ["LENGTH_BUCKET", "compile_model"]
 

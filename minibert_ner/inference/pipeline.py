@@ -30,8 +30,9 @@ from typing import Any, Literal, overload
 import torch
 from tokenizers import Encoding
 
-from ..checkpoint import MODEL_CLASSES, Model, load_model, resolve_dtype
+from ..checkpoint import MODEL_CLASSES, load_model, resolve_dtype
 from ..errors import InputError
+from ..families import Model
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, PipelineOptions, canonical_device

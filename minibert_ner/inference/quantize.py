@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from ..checkpoint import Model
 from ..errors import MissingExtraError
+from ..families import Model
 
 __all__ = ["quantize_int8"]
 

@@ -21,8 +21,8 @@ from typing import Literal, NamedTuple
 import torch
 from tokenizers import Encoding
 
-from ..checkpoint import Model
 from ..errors import InputError, MiniBertError
+from ..families import Model
 from ..packing import length_groups
 from ..tokenizer import Tokenizer
 from .compile import LENGTH_BUCKET, compile_model

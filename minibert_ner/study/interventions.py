@@ -57,11 +57,10 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..checkpoint import Model
 from ..config import ACTIVATIONS
-from ..deberta import DebertaBlock
 from ..errors import InterventionError
-from ..model import Block, make_activation
+from ..families import Model
+from ..model import make_activation
 
 __all__ = [
     "Intervention",
@@ -110,13 +109,11 @@ def _check_layers(model: Model, layers: Iterable[int]) -> list[int]:
     return sorted(set(layers))
 
 
-BLOCKS = (Block, DebertaBlock)
-
-
-def _block(model: Model, layer: int) -> Block | DebertaBlock:
-    """The block at `layer`, refusing one that `skip_layers` has taken out."""
+def _block(model: Model, layer: int) -> nn.Module:
+    """The block at `layer` (a `model.block_type`), refusing one that `skip_layers` has taken
+    out."""
     block = model.layers[layer]
-    if not isinstance(block, BLOCKS):
+    if not isinstance(block, model.block_type):
         raise InterventionError(
             f"layer {layer} is skipped (skip_layers); it has no parts to change"
         )
@@ -297,7 +294,7 @@ def replace_activation(
     else:
         raise InterventionError(f"activation must be a name or a torch module, not {activation!r}")
     if layers is None:  # every block that runs
-        layers = [i for i, block in enumerate(model.layers) if isinstance(block, BLOCKS)]
+        layers = [i for i, block in enumerate(model.layers) if isinstance(block, model.block_type)]
     checked = _check_layers(model, layers)
     originals = {i: _block(model, i).ffn.act for i in checked}
     for i in checked:

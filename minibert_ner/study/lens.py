@@ -26,9 +26,9 @@ from functools import partial
 
 import torch
 
-from ..checkpoint import Model
 from ..deberta import DisentangledAttention, RelativePositions
 from ..errors import InputError
+from ..families import Model
 from ..tokenizer import Tokenizer
 
 __all__ = [

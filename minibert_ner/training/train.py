@@ -1,4 +1,5 @@
-"""Fine-tune a DistilBERT / BERT checkpoint for NER on CoNLL data, the BERT paper's recipe.
+"""Fine-tune a checkpoint of any family (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA,
+DeBERTa-v2/v3) for NER on CoNLL data, the BERT paper's recipe.
 
     sentences --tokenize--> subword ids, a label on each word's FIRST subword (-100 elsewhere)
     batches of similar length --model--> logits --cross-entropy--> AdamW step (linear warm-up,
@@ -26,9 +27,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import Model, load_model, read_safetensors, resolve_dtype, save_model
+from ..checkpoint import load_model, read_safetensors, resolve_dtype, save_model
 from ..config import ModelConfig
 from ..errors import DataError
+from ..families import Model
 from ..hub import WEIGHT_FILES, resolve_folder
 from ..inference.pipeline import NERPipeline, resolve_device
 from ..inference.windows import window_length
