@@ -19,7 +19,7 @@ How a batch runs:
    at once, run through the model together (packed forward passes under the pipeline's
    `batch_size` and `max_batch_tokens`, so that texts of any lengths share a pass), each text's
    entities made with its own request's parameters. Each answer equals `ner(text, ...)` with
-   those parameters, whatever else was in its batch.
+   those parameters (scores to float rounding), whatever else was in its batch.
 3. If a batch fails, each of its requests runs again alone, so a request that breaks the model
    fails alone and the others get their answers.
 4. After a batch, on the model thread, once the process's resident memory has grown by
