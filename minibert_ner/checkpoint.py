@@ -24,9 +24,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .config import DTYPE_NAMES, ModelConfig
+from .config import ModelConfig
 from .deberta import DebertaTokenClassifier
-from .errors import CheckpointError, InputError
+from .devices import resolve_dtype
+from .errors import CheckpointError
 from .families import FAMILIES, Model
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
@@ -184,15 +185,6 @@ def state_dict_from_checkpoint(
     return state
 
 
-def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """torch.float32 or one of its names in `config.DTYPE_NAMES` ("float32", "bf16", "half", ...)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPE_NAMES:
-        raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}")
-    return getattr(torch, DTYPE_NAMES[dtype])
-
-
 def load_model(
     name_or_path: str | Path,
     *,
@@ -207,7 +199,9 @@ def load_model(
 
     A checkpoint without a classifier (a base model) needs labels (`id2label` or `num_labels`) and
     gets a fresh, randomly initialised head for fine-tuning; so does a classifier checkpoint whose
-    labels differ from the ones given. Every tensor is checked; the model is returned in eval mode.
+    labels differ from the ones given. Every tensor is checked; the model is returned in eval mode,
+    on `device` (None: the CPU; devices.py says what None means for each entry) in `dtype`
+    (None: float32).
     """
     folder = resolve_folder(name_or_path, revision=revision, token=token, files=WEIGHT_FILES)
     if not (folder / "config.json").is_file():

@@ -52,7 +52,7 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 # The names a dtype goes by (config.json's `torch_dtype`, users' shorthands) -> torch's own name.
-# Plain strings, so that option checking needs no torch import; checkpoint.resolve_dtype maps
+# Plain strings, so that option checking needs no torch import; devices.resolve_dtype maps
 # them to torch dtypes.
 DTYPE_NAMES: dict[str, str] = {
     "float32": "float32", "fp32": "float32", "float": "float32",

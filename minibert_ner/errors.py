@@ -2,8 +2,9 @@
 
 The convention, followed by every module:
 1. Validate once, at the public edge: the Python API (what a module's `__all__` exports), the
-   command line, the records of a batch job (and, later, a server's requests). Raise one of the
-   errors below, with a message that says what was wrong and what to do.
+   command line, the records of a batch job, the server's requests (serve/requests.py answers
+   them with an HTTP status). Raise one of the errors below, with a message that says what was
+   wrong and what to do.
 2. Inside, trust what the edge checked: no second round of the same checks. A condition only a
    bug can break is an assert, or a plain ValueError / RuntimeError: a bug, reported as one.
 3. A batch record that cannot be labelled is data, not an exception: it is written with its

@@ -117,6 +117,24 @@ def test_the_same_thing_has_the_same_flag_in_every_subcommand():
 SHORT_FLAGS: dict[str, str] = {}
 
 
+def test_the_serve_flags_take_their_defaults_from_serve_limits():
+    """ServeLimits declares the server's limits once; the serve command's flags, their help and
+    --batch-wait-ms (in ms, of `batch_wait` in seconds) read them, without the serve extra."""
+    from minibert_ner.serve.limits import ServeLimits
+
+    limits, parser = ServeLimits(), build_parser("serve")
+    shown = parser._get_formatter()._get_help_string
+    actions = {a.dest: a for a in parser._actions}
+    for name in ("max_request_bytes", "max_inputs", "max_queue"):
+        default = getattr(limits, name)
+        assert actions[name].default == default
+        assert f"(default: {default})" in shown(actions[name])
+    wait = actions["batch_wait_ms"]
+    assert wait.default / 1000 == limits.batch_wait and "(default: 10)" in shown(wait)
+    args = parser.parse_args([])
+    assert args.max_inputs == limits.max_inputs and args.batch_wait_ms == 10.0
+
+
 @pytest.mark.parametrize(
     "argv, name, rest",
     [

@@ -1,6 +1,7 @@
 """The pipeline's options, declared once (`PipelineOptions`): checked when made, one command-line
-flag per field, the same object through the Python API and the batch manifest; the training
-flags from `TrainConfig`; a caller's model never converted in place; no patched torch classes."""
+flag per field, the same object through the Python API and the batch manifest; each field's group
+and markers, from which every way in reads what it takes; the training flags from `TrainConfig`;
+a caller's model never converted in place; no patched torch classes; devices.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ from minibert_ner.batch.job import run_options
 from minibert_ner.cli import build_parser
 from minibert_ner.cli.options import PIPELINE_FLAGS, pipeline_options
 from minibert_ner.cli.train import TRAIN_HELP
+from minibert_ner.inference.options import (
+    ENTITY,
+    GROUPS,
+    LOADING,
+    MARKERS,
+    REQUEST,
+    RUNNER,
+    RUNTIME,
+    SECRET,
+    WEIGHTS,
+    fields_in,
+    option,
+)
 from minibert_ner.training.options import TrainConfig
 
 FIELDS = [f.name for f in dataclasses.fields(PipelineOptions)]
@@ -140,3 +154,111 @@ def test_loading_leaves_torch_classes_alone(small_distilbert):
     assert torch.equal(ours.weight, theirs.weight) and ours.padding_idx == 0
     with torch.device("meta"):
         assert embedding(50, 8).weight.is_meta  # and nothing to initialise on meta
+
+
+# --- option groups: each field's group and markers, and what is derived from them --------------
+
+GROUPS_OF = {  # field -> its group, then its markers
+    "aggregation_strategy": {ENTITY, REQUEST},
+    "ignore_labels": {ENTITY, REQUEST},
+    "word_grouping": {ENTITY},
+    "stride": {RUNNER, REQUEST},
+    "max_length": {RUNNER},
+    "dtype": {LOADING, WEIGHTS},
+    "quantize": {LOADING},
+    "revision": {LOADING, WEIGHTS},
+    "device": {LOADING, WEIGHTS, RUNTIME},
+    "batch_size": {RUNNER, RUNTIME},
+    "max_batch_tokens": {RUNNER, RUNTIME},
+    "compile": {LOADING, RUNTIME},
+    "token": {LOADING, WEIGHTS, SECRET},
+}
+
+
+def test_every_field_is_in_one_group_with_its_markers():
+    assert sorted(GROUPS_OF) == sorted(FIELDS)
+    for f in dataclasses.fields(PipelineOptions):
+        assert f.metadata["names"] == GROUPS_OF[f.name], f.name
+        assert len(f.metadata["names"] & set(GROUPS)) == 1, f.name
+    for name in (*GROUPS, *MARKERS):
+        assert fields_in(name) == tuple(f for f in FIELDS if name in GROUPS_OF[f]), name
+
+
+def test_what_each_way_in_takes_is_read_from_the_groups():
+    """The call-time options, a request's parameters and the command line's field sets and --help
+    sections all come from the fields' metadata."""
+    from minibert_ner.cli.options import ENTITY_FIELDS, LOADING_FIELDS, SECTIONS, WORD_FIELDS
+    from minibert_ner.inference.pipeline import CALL_OPTIONS, RUNNER_OPTIONS
+    from minibert_ner.serve.requests import PARAMETERS
+
+    def having(*names: str) -> set[str]:
+        return {field for field, groups in GROUPS_OF.items() if groups & set(names)}
+
+    assert set(CALL_OPTIONS) == having(ENTITY, RUNNER) and set(RUNNER_OPTIONS) == having(RUNNER)
+    assert PARAMETERS == ("aggregation_strategy", "ignore_labels", "stride")
+    assert set(PARAMETERS) == having(REQUEST) and set(PARAMETERS) <= set(CALL_OPTIONS)
+    assert set(ENTITY_FIELDS) == having(ENTITY) and set(WORD_FIELDS) == set(FIELDS) - having(ENTITY)
+    assert set(LOADING_FIELDS) == {"revision", "token", "device", "dtype"} == having(WEIGHTS)
+    saved = PipelineOptions().output_fields()
+    assert set(saved) == set(FIELDS) - having(RUNTIME, SECRET)
+    assert set(PipelineOptions(token="hf_x").as_json()) == set(FIELDS) - {"token"}
+    for command in ("label", "serve", "batch", "evaluate"):  # one --help section per group
+        parser = build_parser(command)
+        sections = {g.title: {a.dest for a in g._group_actions} for g in parser._action_groups}
+        for group, title in SECTIONS.items():
+            wanted = having(group) - (having(ENTITY) if command == "evaluate" else set())
+            assert sections.get(title, set()) == wanted, (command, group)
+
+
+def test_a_new_field_takes_its_place_from_its_group():
+    @dataclasses.dataclass(frozen=True)
+    class More(PipelineOptions):
+        colour: str = option("red", ENTITY, REQUEST)
+
+    assert fields_in(ENTITY, More)[-1] == fields_in(REQUEST, More)[-1] == "colour"
+    assert "colour" not in fields_in(RUNNER, More) + fields_in(LOADING, More)
+    with pytest.raises(AssertionError):
+        option(0, "colours")  # a group that does not exist is a bug
+
+
+# --- devices: one module, torch-free until used ----------------------------------------------
+
+
+def test_devices_one_place_old_names_kept():
+    from minibert_ner import checkpoint, devices
+    from minibert_ner.inference import options, pipeline
+
+    assert pipeline.resolve_device is devices.resolve_device
+    assert checkpoint.resolve_dtype is devices.resolve_dtype
+    assert options.canonical_device is devices.canonical_device
+    assert devices.canonical_device(-1) == "cpu" and devices.canonical_device("0") == "cuda:0"
+    assert devices.canonical_device(torch.device("cpu")) == "cpu"
+    assert devices.canonical_device(None) is None
+    with pytest.raises(InputError, match="device -2: use -1 for the CPU"):
+        devices.canonical_device(-2)
+    gpu = torch.cuda.is_available()
+    assert devices.resolve_device(None) == torch.device("cuda" if gpu else "cpu")
+    assert devices.resolve_device(-1) == torch.device("cpu")
+    with pytest.raises(InputError, match="device 'meta' cannot run a model here"):
+        devices.resolve_device("meta")
+    with pytest.raises(InputError, match="unknown device 'gpu'"):
+        devices.resolve_device("gpu")
+    assert devices.resolve_dtype("bf16") is torch.bfloat16 and devices.resolve_dtype(None) is None
+    with pytest.raises(InputError, match="unknown dtype 'float8'"):
+        devices.resolve_dtype("float8")
+
+
+def test_device_none_means_the_cpu_for_load_model(small_distilbert):
+    """load_model(device=None): the CPU, whatever GPU there is (devices.py's docstring)."""
+    assert load_model(small_distilbert).device == torch.device("cpu")
+
+
+def test_devices_and_options_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, minibert_ner.devices, minibert_ner.inference.options; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

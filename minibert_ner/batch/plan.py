@@ -6,12 +6,15 @@ engines sit below it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .records import Record, read_records
+
+if TYPE_CHECKING:
+    from ..inference.pipeline import NERPipeline
 
 __all__ = [
     "RECORDS_PER_CHUNK",
@@ -100,11 +103,12 @@ def job_records(
         yield index, None
 
 
-def label_texts(ner: Callable[[list[str]], list[Any]], texts: Sequence[str | None]) -> list[Any]:
-    """The entities of each text, in one pipeline call; None where the text is None (a record
-    with an error, a null in a dataset's text column)."""
+def label_texts(ner: NERPipeline, texts: Sequence[str | None]) -> list[Any]:
+    """The entities of each text, with the pipeline's options, in one run of its entry
+    (`NERPipeline.label`); None where the text is None (a record with an error, a null in a
+    dataset's text column)."""
     todo = [i for i, text in enumerate(texts) if text is not None]
-    found = ner([texts[i] for i in todo]) if todo else []
+    found = ner.label([texts[i] for i in todo]).entities if todo else []
     entities: list[Any] = [None] * len(texts)
     for i, ents in zip(todo, found, strict=True):
         entities[i] = ents

@@ -3,18 +3,19 @@
 On any dataset with a text column:
 
     import ray
-    from minibert_ner.ray_engine import tag_dataset
+    from minibert_ner.batch.ray_engine import tag_dataset
     ds = ray.data.read_parquet("s3://bucket/corpus/")
     ds = tag_dataset(ds, "dslim/distilbert-NER", device="cuda", num_actors=8)  # + "entities"
     ds.write_parquet("s3://bucket/entities/")
 
 `tag_dataset` is `ds.map_batches(EntityTagger, ...)` with the actor resources filled in; use
-`EntityTagger` directly for other settings. `minibert-ner batch --engine ray` runs the batch
-command's reader and writer (`corpus.py`) and job (`batch.py`) around it, so its files, resume
-and error accounting are those of the local engine.
+`EntityTagger` directly for other settings. Each actor labels a batch's texts with the
+pipeline's one entry (`NERPipeline.label`, through `plan.label_texts`). `minibert-ner batch
+--engine ray` runs the batch command's reader and writer (records.py) and job (job.py) around
+it, so its files, resume and error accounting are those of the local engine.
 
 Every block that crosses Ray is an Arrow table with a declared schema (`read_schema()`, and the
-entities column of `corpus.arrow_entities_type`): Ray's default conversions through NumPy and
+entities column of `records.arrow_entities_type`): Ray's default conversions through NumPy and
 pandas would turn a column of nulls into float NaN, and blocks whose types were guessed from
 their own rows into schemas that cannot be merged.
 

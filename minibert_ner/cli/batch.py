@@ -51,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="JSONL field / Parquet column copied to each output record as 'id' (default: none; "
         "records are keyed by line or row number)",
     )
-    model = parser.add_argument_group("model (options as in the label command)")
+    model = parser.add_argument_group("model")
     add_model_argument(model)
-    add_pipeline_arguments(model)
+    add_pipeline_arguments(parser)  # a section per option group
     engine = parser.add_argument_group(
         "engine", "with --engine ray, --device cuda gives each actor one GPU"
     )

@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REPORT.json",
         help="also write the report as JSON to this file, beside the output (default: none)",
     )
-    model = parser.add_argument_group("model (options as in the label command)")
+    model = parser.add_argument_group("model")
     add_model_argument(model)
-    add_pipeline_arguments(model, WORD_FIELDS)  # words, not entities: no aggregation flags
+    add_pipeline_arguments(parser, WORD_FIELDS)  # words, not entities: no aggregation flags
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,11 @@ has the same flag, short form and default in every subcommand.
   --format (its values and their meanings from one table, `FORMATS`).
 - `add_pipeline_arguments` / `pipeline_options`: one flag per field of
   `inference.options.PipelineOptions` (the fields are read from the dataclass; `PIPELINE_FLAGS`
-  holds only what is the command line's own: flag names, help, argparse types), and the
-  `PipelineOptions` the given flags stand for. `LOADING_FIELDS`: the ones for commands that load
-  a model their own way (inspect, train).
+  holds only what is the command line's own: flag names, help, argparse types), in a section of
+  --help per option group (`SECTIONS`), and the `PipelineOptions` the given flags stand for.
+  The fields' groups decide which commands take which: `ENTITY_FIELDS` (not for commands that
+  label words), `WORD_FIELDS` (the rest), `LOADING_FIELDS` (for commands that load a model their
+  own way: inspect, train).
 - `int_at_least`, `positive_float`: argparse types that reject bad numbers with a one-line error.
 
 Nothing here imports torch: `--help` stays fast.
@@ -22,16 +24,24 @@ from typing import Any
 from ..inference.options import (
     DEFAULT_MODEL,
     DTYPES,
+    ENTITY,
+    GROUPS,
+    LOADING,
     QUANTIZATIONS,
+    RUNNER,
     STRATEGIES,
+    WEIGHTS,
     WORD_GROUPINGS,
     PipelineOptions,
+    fields_in,
 )
 
 __all__ = [
+    "ENTITY_FIELDS",
     "FORMATS",
     "LOADING_FIELDS",
     "PIPELINE_FLAGS",
+    "SECTIONS",
     "WORD_FIELDS",
     "add_format_argument",
     "add_model_argument",
@@ -159,14 +169,21 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {"help": "hub access token for private models (default: HF_TOKEN or the cached login)"},
     ),
 }
+# The option groups' sections in --help, in this order.
+SECTIONS = {
+    ENTITY: "entities (how token labels become entities)",
+    RUNNER: "windows and batches (how texts go through the model)",
+    LOADING: "model loading",
+}
+assert tuple(SECTIONS) == GROUPS
 # The fields that make entities out of token labels: not for commands that label words.
-ENTITY_FIELDS = ("aggregation_strategy", "ignore_labels", "word_grouping")
+ENTITY_FIELDS = fields_in(ENTITY)
 # The fields for commands that label words, not entities (evaluate).
 WORD_FIELDS = tuple(
     f.name for f in dataclasses.fields(PipelineOptions) if f.name not in ENTITY_FIELDS
 )
 # The fields that say which weights to load, where and how: for every command that loads a model.
-LOADING_FIELDS = ("revision", "token", "device", "dtype")
+LOADING_FIELDS = fields_in(WEIGHTS)
 
 # Every output format any command writes -> what it is. A command offers those that fit its
 # output; the same name means the same thing everywhere.
@@ -214,11 +231,21 @@ def add_pipeline_arguments(
     parser: Parser, fields: tuple[str, ...] | None = None, help: dict[str, str] | None = None
 ) -> None:
     """One flag per `PipelineOptions` field (or per name in `fields`), with the field's default
-    shown; `help` replaces a flag's help where a command uses the option its own way."""
+    shown; `help` replaces a flag's help where a command uses the option its own way. Given the
+    parser, the flags go in one section per option group (`SECTIONS`); given an argument group,
+    into that group."""
     defaults = PipelineOptions()
+    sections: dict[str, Parser] = {}
     for field in dataclasses.fields(PipelineOptions):
         if fields is not None and field.name not in fields:
             continue
+        if isinstance(parser, argparse.ArgumentParser):
+            (group,) = field.metadata["names"] & set(GROUPS)
+            if group not in sections:
+                sections[group] = parser.add_argument_group(SECTIONS[group])
+            section = sections[group]
+        else:
+            section = parser
         flags, kwargs = PIPELINE_FLAGS[field.name]
         default = getattr(defaults, field.name)
         help_text = (help or {}).get(field.name, kwargs["help"])
@@ -226,7 +253,7 @@ def add_pipeline_arguments(
             shown = ",".join(default) if isinstance(default, tuple) else default
             help_text += f" (default: {shown})"
         # None: not given, so that the options object's own default applies.
-        parser.add_argument(*flags, **{**kwargs, "help": help_text}, dest=field.name, default=None)
+        section.add_argument(*flags, **{**kwargs, "help": help_text}, dest=field.name, default=None)
 
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:

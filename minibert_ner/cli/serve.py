@@ -18,17 +18,20 @@ import argparse
 import os
 
 from ..errors import InputError
+from ..serve.limits import ServeLimits
 from .options import add_model_argument, add_pipeline_arguments, int_at_least, pipeline_options
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
 
 API_KEY_VARIABLE = "MINIBERT_NER_API_KEY"
+LIMITS = ServeLimits()  # the defaults
+MAX_BATCH_WAIT_MS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    model = parser.add_argument_group("model (options as in the label command)")
+    model = parser.add_argument_group("model")
     add_model_argument(model)
-    add_pipeline_arguments(model)
+    add_pipeline_arguments(parser)  # a section per option group
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     server.add_argument(
@@ -42,26 +45,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--max-request-bytes",
         type=int_at_least(1),
-        default=1 << 20,
-        help="largest request body; larger ones get 413 (default: 1048576)",
+        default=LIMITS.max_request_bytes,
+        help=f"largest request body; larger ones get 413 (default: {LIMITS.max_request_bytes})",
     )
     server.add_argument(
         "--max-inputs",
         type=int_at_least(1),
-        default=64,
-        help="most texts in one request; more get 413 (default: 64)",
+        default=LIMITS.max_inputs,
+        help=f"most texts in one request; more get 413 (default: {LIMITS.max_inputs})",
     )
     server.add_argument(
         "--max-queue",
         type=int_at_least(1),
-        default=256,
-        help="most requests waiting for the model; more get 503 with Retry-After (default: 256)",
+        default=LIMITS.max_queue,
+        help="most requests waiting for the model; more get 503 with Retry-After "
+        f"(default: {LIMITS.max_queue})",
     )
+    wait_ms = LIMITS.batch_wait * 1000
     server.add_argument(
         "--batch-wait-ms",
         type=float,
-        default=10.0,
-        help="how long, at most, a batch waits for more requests to join it (default: 10)",
+        default=wait_ms,
+        help=f"how long, at most, a batch waits for more requests to join it (default: {wait_ms:g})",
     )
     server.add_argument(
         "--log-level",
@@ -72,10 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..serve import ServeLimits, serve  # the serve extra, only when serving
+    from ..serve import serve  # the serve extra, only when serving
 
-    if not 0 <= args.batch_wait_ms <= 1000:
-        raise InputError(f"--batch-wait-ms must be between 0 and 1000, got {args.batch_wait_ms}")
+    if not 0 <= args.batch_wait_ms <= MAX_BATCH_WAIT_MS:
+        raise InputError(
+            f"--batch-wait-ms must be between 0 and {MAX_BATCH_WAIT_MS}, got {args.batch_wait_ms}"
+        )
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
     if api_key is not None and not api_key.strip():
         raise InputError(f"the api key (--api-key or {API_KEY_VARIABLE}) is empty")

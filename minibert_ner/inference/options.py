@@ -2,28 +2,41 @@
 
 Every way in reads this one declaration: the Python API (`pipeline(model, stride=64)`, or
 `pipeline(model, options=PipelineOptions(...))`), the command line (cli/options.py makes one flag
-per field), both batch engines (they hand the object to their workers) and the batch manifest
-(`output_fields()`: the fields that change what the pipeline outputs). The values are checked
-here, once, when the object is made; inside, they are trusted.
+per field), both batch engines (they hand the object to their workers), the server and the batch
+manifest. The values are checked here, once, when the object is made; inside, they are trusted.
+
+Each field names, in its metadata, the one group it belongs to and the markers that apply to it
+(`fields_in(name)` lists the fields of either); everything that treats fields alike reads them
+there: the options a call may change (`pipeline.CALL_OPTIONS`), those a server request may change
+(`serve/requests.PARAMETERS`), the command line's flag groups, the manifest (`output_fields`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from ..config import DTYPE_NAMES
+from ..devices import canonical_device
 from ..errors import InputError
 from .aggregation import STRATEGIES, WORD_GROUPINGS, Strategy, WordGrouping
 
 __all__ = [
     "DEFAULT_MODEL",
     "DTYPES",
+    "ENTITY",
+    "GROUPS",
+    "LOADING",
+    "MARKERS",
     "QUANTIZATIONS",
+    "REQUEST",
+    "RUNNER",
+    "RUNTIME",
+    "SECRET",
     "STRATEGIES",
+    "WEIGHTS",
     "WORD_GROUPINGS",
     "DType",
     "PipelineOptions",
@@ -31,6 +44,8 @@ __all__ = [
     "Strategy",
     "WordGrouping",
     "canonical_device",
+    "fields_in",
+    "option",
 ]
 
 DEFAULT_MODEL = "dslim/distilbert-NER"
@@ -40,29 +55,35 @@ Quantization = Literal["int8"]  # see quantize.py
 DTYPES: tuple[DType, ...] = get_args(DType)
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 
-# Field markers. RUNTIME: changes how fast the pipeline runs, not what it outputs (a resumed
-# batch job may change it). SECRET: never written anywhere (manifests, logs).
-RUNTIME = MappingProxyType({"runtime": True})
-SECRET = MappingProxyType({"secret": True})
+# The groups: every field is in exactly one.
+ENTITY = "entity"  # how token labels become entities (`NERPipeline.entities`); a call may change it
+RUNNER = "runner"  # how tokens go through the model, in windows and batches (`WindowRunner`);
+# a call may change it
+LOADING = "loading"  # fixed when the pipeline is made: which weights, where, in which form
+GROUPS = (ENTITY, RUNNER, LOADING)
+# The markers: any number per field.
+WEIGHTS = "weights"  # what `load_model` takes too: every command that loads a model takes it
+REQUEST = "request"  # a request to the server may change it (serve/requests.py)
+RUNTIME = "runtime"  # changes how fast the pipeline runs, not what it outputs (a resumed batch
+# job may change it)
+SECRET = "secret"  # never written anywhere (manifests, logs, the server's /info)
+MARKERS = (WEIGHTS, REQUEST, RUNTIME, SECRET)
 
 
-def canonical_device(device: object) -> str | None:
-    """A device as its name: transformers' integers (-1: "cpu", N: "cuda:N"), a torch.device, or
-    a str (checked against the hardware when the model loads: `pipeline.resolve_device`)."""
-    if isinstance(device, str) and device.strip().lstrip("-").isdigit():
-        device = int(device)  # "0" / "-1" from a command line, as transformers' integers
-    if device is None or isinstance(device, str):
-        return device
-    if isinstance(device, int) and not isinstance(device, bool):
-        if device < -1:
-            raise InputError(f"device {device}: use -1 for the CPU or N >= 0 for GPU N")
-        return "cpu" if device == -1 else f"cuda:{device}"
-    torch = sys.modules.get("torch")  # a torch.device exists only once torch is imported
-    if torch is not None and isinstance(device, torch.device):
-        return str(device)
-    raise InputError(
-        f"device must be a str such as 'cuda:0', an int or a torch.device, got {device!r}"
+def option(default: Any, group: str, *markers: str) -> Any:
+    """A field of `group` with `markers` (the constants above), in its metadata."""
+    assert group in GROUPS and set(markers) <= set(MARKERS), (group, markers)
+    return dataclasses.field(
+        default=default, metadata=MappingProxyType({"names": frozenset((group, *markers))})
     )
+
+
+def fields_in(name: str, options: type | None = None) -> tuple[str, ...]:
+    """The fields of `options` (default: `PipelineOptions`) in group or with marker `name`, in
+    declaration order."""
+    assert name in GROUPS or name in MARKERS, name
+    declared = dataclasses.fields(options or PipelineOptions)
+    return tuple(f.name for f in declared if name in f.metadata["names"])
 
 
 @dataclass(frozen=True)
@@ -70,24 +91,25 @@ class PipelineOptions:
     """How the NER pipeline loads a model and runs it. Frozen: change one with `replace`."""
 
     # --- what the output is
-    aggregation_strategy: Strategy = "simple"  # how token labels become entities (aggregation.py)
-    ignore_labels: tuple[str, ...] = ("O",)  # entity groups (tokens, with "none") to leave out
+    aggregation_strategy: Strategy = option("simple", ENTITY, REQUEST)  # aggregation.py
+    ignore_labels: tuple[str, ...] = option(("O",), ENTITY, REQUEST)  # entity groups to leave out
     # What a word is: "transformers", its pipeline's rule (the default, the spec), or
     # "word_ids", the tokenizer's own words with `word` = text[start:end] (aggregation.py rule 5)
-    word_grouping: WordGrouping = "transformers"
-    stride: int = 128  # tokens that neighbouring windows over long text share, at least
-    max_length: int | None = None  # tokens per window with special tokens; None: the model's
-    dtype: DType | None = None  # the weights' dtype; None: float32
-    quantize: Quantization | None = None  # int8 linear layers (CPU speed; the quant extra)
-    revision: str | None = None  # a hub model's branch, tag or commit
+    word_grouping: WordGrouping = option("transformers", ENTITY)
+    stride: int = option(128, RUNNER, REQUEST)  # tokens neighbouring windows share, at least
+    max_length: int | None = option(None, RUNNER)  # tokens per window; None: the model's
+    dtype: DType | None = option(None, LOADING, WEIGHTS)  # the weights' dtype; None: float32
+    quantize: Quantization | None = option(None, LOADING)  # int8 linear layers (quantize.py)
+    revision: str | None = option(None, LOADING, WEIGHTS)  # a hub model's branch, tag or commit
     # --- how it runs: the same output, sooner
-    device: str | None = field(default=None, metadata=RUNTIME)  # None: CUDA if there is a GPU;
-    # also an int as in transformers (-1: CPU, N: GPU N) or a torch.device, kept as its name
-    batch_size: int = field(default=32, metadata=RUNTIME)  # rows per forward pass, at most
-    max_batch_tokens: int = field(default=16384, metadata=RUNTIME)  # padded tokens per pass
-    compile: bool = field(default=False, metadata=RUNTIME)  # run the model via torch.compile
+    # None: CUDA if there is a GPU (devices.py); also an int as in transformers (-1: CPU, N: GPU
+    # N) or a torch.device, kept as its name
+    device: str | None = option(None, LOADING, WEIGHTS, RUNTIME)
+    batch_size: int = option(32, RUNNER, RUNTIME)  # rows per forward pass, at most
+    max_batch_tokens: int = option(16384, RUNNER, RUNTIME)  # padded tokens per pass, at most
+    compile: bool = option(False, LOADING, RUNTIME)  # run the model via torch.compile
     # --- access
-    token: str | bool | None = field(default=None, metadata=SECRET)  # for private hub models
+    token: str | bool | None = option(None, LOADING, WEIGHTS, SECRET)  # for private hub models
 
     def __post_init__(self) -> None:
         strategy = self.aggregation_strategy
@@ -152,8 +174,12 @@ class PipelineOptions:
     def output_fields(self) -> dict[str, Any]:
         """The fields that decide the output, JSON-ready (for a batch job's manifest): neither
         RUNTIME nor SECRET ones."""
+        return self.as_json(exclude=(RUNTIME, SECRET))
+
+    def as_json(self, exclude: tuple[str, ...] = (SECRET,)) -> dict[str, Any]:
+        """The fields, JSON-ready (tuples as lists), but those with a marker in `exclude`."""
         return {
             f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
             for f in dataclasses.fields(self)
-            if not (f.metadata.get("runtime") or f.metadata.get("secret"))
+            if not f.metadata["names"] & set(exclude)
         }

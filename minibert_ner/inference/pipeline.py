@@ -9,50 +9,60 @@ The output equals `transformers`' `pipeline("token-classification")` for every a
 strategy (the rules are written down in `aggregation.py`), except that long text is never cut:
 it runs as overlapping windows (`windows.py`).
 
-How a call runs:
-1. the inputs are checked and every text is tokenized at once (`encode_batch`: the Rust side
-   works in parallel);
-2. the runner (`runner.py`) puts every token through the model, in windows and length-sorted
-   batches under a token budget, and returns one label (and probability) per token;
-3. `aggregation.aggregate` turns each text's token labels into entities.
+Every way of labelling goes through one entry, `NERPipeline.label(items, options)`: a call
+(`ner(texts, **overrides)`), the server's batches (each text with its request's options) and both
+batch engines. It runs:
+1. every item is tokenized at once (`encode_batch`: the Rust side works in parallel);
+2. the items are grouped by the runner they need (`runner.py`; a call's or request's stride,
+   max_length, batch_size, max_batch_tokens), and each group's tokens go through the model in one
+   run, in windows and length-sorted batches under a token budget: one label (and probability)
+   per token. A text that fits one window runs the same whatever its stride, so it joins any
+   group of its window; the options decide what the run returns (`output_for`);
+3. each item's entities are made with its own options (`NERPipeline.entities`, `aggregation.py`).
 
-Options (`options.PipelineOptions`) are checked once, when the pipeline is made.
+Options (`options.PipelineOptions`) are checked once, when made; those a call may change are
+`CALL_OPTIONS`, read from the fields' groups.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 
-import torch
 from tokenizers import Encoding
 
 from ..checkpoint import MODEL_CLASSES, load_model, resolve_dtype
+from ..devices import resolve_device
 from ..errors import InputError
 from ..families import Model
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
-from .options import DEFAULT_MODEL, PipelineOptions, canonical_device
+from .options import DEFAULT_MODEL, ENTITY, RUNNER, PipelineOptions, fields_in
 from .quantize import quantize_int8
-from .runner import Prediction, WindowRunner
+from .runner import Output, Prediction, WindowRunner
 
-__all__ = ["CALL_OPTIONS", "TASKS", "NERPipeline", "pipeline", "resolve_device"]
+__all__ = [
+    "CALL_OPTIONS",
+    "RUNNER_OPTIONS",
+    "TASKS",
+    "Labelled",
+    "NERPipeline",
+    "output_for",
+    "pipeline",
+    "resolve_device",
+]
 
-# The options a call may change, as transformers' pipeline call takes them; the others decide
-# how the model loads or is compiled, and belong to `pipeline()`.
-CALL_OPTIONS = (
-    "aggregation_strategy", "ignore_labels", "word_grouping", "stride", "max_length",
-    "batch_size", "max_batch_tokens",
-)  # fmt: skip
-RUNNER_OPTIONS = (
-    "stride",
-    "max_length",
-    "batch_size",
-    "max_batch_tokens",
-)  # of those, the runner's
+# The options a call may change, as transformers' pipeline call takes them: the entity and
+# runner groups. The others (the loading group) decide how the model loads or is compiled, and
+# belong to `pipeline()`.
+RUNNER_OPTIONS = fields_in(RUNNER)
+CALL_OPTIONS = fields_in(ENTITY) + RUNNER_OPTIONS
+# The runner's options but stride: those that set its window and batches.
+WINDOW_AND_BATCH = tuple(name for name in RUNNER_OPTIONS if name != "stride")
+MAX_RUNNERS = 64  # runners with other options kept for the next calls; more: start again
 # transformers' names for this pipeline's task; `pipeline()` takes them as its first argument.
 TASKS = ("ner", "token-classification")
 # transformers' other tasks: named as pipeline()'s first argument they are a mistake, not a model.
@@ -94,31 +104,22 @@ NO_TOKEN_LABEL = "O"  # label_words: a word the tokenizer drops entirely (e.g. o
 Entities = list[Entity] | list[TokenEntity]  # one text's: Entity, or TokenEntity with "none"
 
 
-# The devices a model can run on here, by torch's device type.
-DEVICE_TYPES = ("cpu", "cuda", "mps")
+class Labelled(NamedTuple):
+    """What `NERPipeline.label` returns."""
+
+    entities: list[Entities]  # one list per item, in order
+    tokens: int  # the items' tokens, special tokens included
 
 
-def resolve_device(device: str | int | torch.device | None) -> torch.device:
-    """`device` checked against what PyTorch sees; None picks CUDA when there is a GPU, else CPU.
-    Integers as transformers reads them: -1 the CPU, N the GPU N."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = canonical_device(device)
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from e
-    if resolved.type not in DEVICE_TYPES:
-        raise InputError(f"device {device!r} cannot run a model here; use cpu, cuda, cuda:N or mps")
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise InputError(f"device {device!r}: PyTorch sees no CUDA GPU here; use cpu")
-        if resolved.index is not None and resolved.index >= count:
-            raise InputError(f"device {device!r}: PyTorch sees only {count} CUDA GPU(s)")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"device {device!r}: the Apple MPS backend is not available here")
-    return resolved
+def runner_key(options: PipelineOptions) -> tuple[int, tuple]:
+    """What a runner for `options` is made with: (stride, the WINDOW_AND_BATCH values)."""
+    return options.stride, tuple(getattr(options, name) for name in WINDOW_AND_BATCH)
+
+
+def output_for(options: Iterable[PipelineOptions]) -> Output:
+    """What a run must return for entities made with each of `options`: every label's
+    probability when one of them averages them ("average"), else the best label's."""
+    return "probs" if any(o.aggregation_strategy == "average" for o in options) else "scores"
 
 
 def as_batch(inputs: object, is_split_into_words: bool) -> tuple[bool, list]:
@@ -132,20 +133,28 @@ def as_batch(inputs: object, is_split_into_words: bool) -> tuple[bool, list]:
         return True, [inputs]
     if not isinstance(inputs, (list, tuple)):
         raise InputError(f"expected a str or a list of str, got {type(inputs).__name__}")
+    if is_split_into_words and all(isinstance(word, str) for word in inputs):
+        return True, [list(inputs)]
+    return False, checked_items(inputs, is_split_into_words)
+
+
+def checked_items(items: object, is_split_into_words: bool) -> list:
+    """`items` as a list of texts (str), or of pre-split sentences (word lists)."""
+    if isinstance(items, str) or not isinstance(items, (list, tuple)):
+        what = "lists of words" if is_split_into_words else "texts (str)"
+        raise InputError(f"expected a list of {what}, got {type(items).__name__}")
     if not is_split_into_words:
-        for i, text in enumerate(inputs):
+        for i, text in enumerate(items):
             if not isinstance(text, str):
                 raise InputError(
                     f"input {i} is a {type(text).__name__}, not a str; for pre-split words "
                     "pass is_split_into_words=True"
                 )
-        return False, list(inputs)
-    if all(isinstance(word, str) for word in inputs):
-        return True, [list(inputs)]
-    for i, words in enumerate(inputs):
+        return list(items)
+    for i, words in enumerate(items):
         if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
             raise InputError(f"input {i} is not a list of words (str)")
-    return False, [list(words) for words in inputs]
+    return [list(words) for words in items]
 
 
 def join_words(
@@ -169,11 +178,13 @@ class NERPipeline:
 
     `ner(text)` -> list of entity dicts; `ner([text, ...])` -> one such list per text, in input
     order; `ner(words, is_split_into_words=True)` for one pre-split sentence, or a list of them.
-    `ner.label_words(sentences)` -> one label per word (the first-subword rule CoNLL uses).
+    `ner.label(texts, options)` -> the same for many texts, each with options of its own (the
+    entry every way of labelling takes). `ner.label_words(sentences)` -> one label per word (the
+    first-subword rule CoNLL uses).
 
     Build one with `minibert_ner.pipeline(...)`, or around objects already loaded:
-    `NERPipeline(model, tokenizer, stride=64)`. Of the options it uses those that run the model
-    and make entities (the loading ones, device, dtype, quantize, revision, token, are
+    `NERPipeline(model, tokenizer, stride=64)`. Of the options it uses the entity and runner
+    groups, and compile (the other loading ones, device, dtype, quantize, revision, token, are
     `pipeline()`'s).
     """
 
@@ -197,6 +208,8 @@ class NERPipeline:
         self.options = options
         self.scheme = LabelScheme.from_id2label(model.id2label)
         self.runner = WindowRunner(model, tokenizer, options)
+        # Runners with other RUNNER_OPTIONS values (by runner_key), sharing the model.
+        self._runners: dict[tuple[int, tuple], WindowRunner] = {}
 
     def __repr__(self) -> str:
         c, o = self.model.config, self.options
@@ -255,17 +268,84 @@ class NERPipeline:
         `aggregation_strategy`, `ignore_labels`, `word_grouping`, `stride`, `max_length`,
         `batch_size`, `max_batch_tokens`.
         """
-        call, runner = self._call_options(overrides)
+        options = self._call_options(overrides)
         single, batch = as_batch(inputs, is_split_into_words)
-        encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
-        average = call.aggregation_strategy == "average"  # needs every label's probability
-        predictions = runner.run(encodings, "probs" if average else "scores")
+        labelled = self._label(batch, [options] * len(batch), is_split_into_words)
+        return labelled.entities[0] if single else labelled.entities
 
-        results = [
-            self.entities(item, enc, pred, call)
-            for item, enc, pred in zip(batch, encodings, predictions, strict=True)
+    def label(
+        self,
+        items: Sequence[str] | Sequence[Sequence[str]],
+        options: PipelineOptions | Sequence[PipelineOptions] | None = None,
+        *,
+        is_split_into_words: bool = False,
+    ) -> Labelled:
+        """The entities of many texts (or pre-split sentences), each with options of its own, all
+        run together: `label(items, options).entities[i]` equals
+        `ner(items[i], **overrides_i)`. Returns `Labelled(entities, tokens)`, the tokens counted
+        with special tokens.
+
+        options: one `PipelineOptions` per item, or one for all (None: the pipeline's). Of each,
+        the `CALL_OPTIONS` fields apply (how entities are made, how the text runs through the
+        model); the loading ones were fixed when the pipeline was made and are the pipeline's.
+        """
+        batch = checked_items(items, is_split_into_words)
+        if options is None or isinstance(options, PipelineOptions):
+            per_item = [self.options if options is None else options] * len(batch)
+        else:
+            per_item = list(options)
+            if len(per_item) != len(batch):
+                raise InputError(
+                    f"{len(per_item)} options for {len(batch)} items: give one per item, or "
+                    "one for all"
+                )
+            for i, o in enumerate(per_item):
+                if not isinstance(o, PipelineOptions):
+                    raise InputError(f"options {i} is a {type(o).__name__}, not PipelineOptions")
+        return self._label(batch, per_item, is_split_into_words)
+
+    def _label(
+        self, batch: list, options: list[PipelineOptions], is_split_into_words: bool
+    ) -> Labelled:
+        """`label`, on checked items and one options object per item."""
+        # What each options object needs, worked out once per object (most often one for all):
+        # its runner's WINDOW_AND_BATCH values, the window's text tokens, the stride it runs.
+        needs: dict[int, tuple[tuple, int, int]] = {}
+        for o in options:
+            if id(o) not in needs:
+                stride, rest = runner_key(o)
+                size = self._runner(stride, rest).window_content()
+                # At most half a window of overlap: the runner uses no more (runner.py).
+                needs[id(o)] = (rest, size, min(stride, size // 2))
+        encodings = self.tokenizer.encode_batch(batch, is_pretokenized=is_split_into_words)
+        P, Q = self.tokenizer.template.prefix, self.tokenizer.template.suffix
+        runs: dict[tuple[int, tuple], list[int]] = {}  # runner_key -> the items run with it
+        fits: dict[tuple[int, tuple], list[int]] = {}  # idem, for texts of one window
+        for i, (encoding, o) in enumerate(zip(encodings, options, strict=True)):
+            rest, size, stride = needs[id(o)]
+            if len(encoding) - P - Q <= size:
+                fits.setdefault((o.stride, rest), []).append(i)
+            else:
+                runs.setdefault((stride, rest), []).append(i)
+        # A text of one window runs the same whatever the stride: it joins a run of its window.
+        for key, members in fits.items():
+            joined = next((k for k in runs if k[1] == key[1]), key)
+            runs[joined] = sorted(runs.get(joined, []) + members)
+
+        predictions: list[Prediction] = [None] * len(batch)  # type: ignore[list-item]
+        for key, members in runs.items():
+            found = self._runner(*key).run(
+                [encodings[i] for i in members], output_for(options[i] for i in members)
+            )
+            for i, prediction in zip(members, found, strict=True):
+                predictions[i] = prediction
+        entities = [
+            self.entities(item, encoding, prediction, o)
+            for item, encoding, prediction, o in zip(
+                batch, encodings, predictions, options, strict=True
+            )
         ]
-        return results[0] if single else results
+        return Labelled(entities, sum(len(encoding) for encoding in encodings))
 
     def entities(
         self,
@@ -275,8 +355,7 @@ class NERPipeline:
         options: PipelineOptions,
     ) -> Entities:
         """One input's entities from its encoding and the runner's prediction for it, made by
-        `options`' aggregation_strategy, ignore_labels and word_grouping (step 3 of a call; the
-        server runs steps 1-2 for many requests at once, then this per request).
+        `options`' aggregation_strategy, ignore_labels and word_grouping (step 3 of `label`).
         `item`: the text, or its pre-split words."""
         tok = self.tokenizer
         P, end = tok.template.prefix, len(encoding.ids) - tok.template.suffix
@@ -295,8 +374,8 @@ class NERPipeline:
             tok.tokens_to_string,
         )  # fmt: skip
 
-    def _call_options(self, overrides: dict[str, Any]) -> tuple[PipelineOptions, WindowRunner]:
-        """The options of one call and the runner that applies them (None values: unchanged)."""
+    def _call_options(self, overrides: dict[str, Any]) -> PipelineOptions:
+        """The options of one call (None values: unchanged)."""
         given = {name: value for name, value in overrides.items() if value is not None}
         fixed = sorted(set(given) - set(CALL_OPTIONS))
         if fixed:
@@ -307,12 +386,25 @@ class NERPipeline:
                 f"takes {', '.join(CALL_OPTIONS)}"
             )
         if not given:
-            return self.options, self.runner
-        call = self.options.replace(**given)
-        runner = self.runner
-        if any(getattr(call, name) != getattr(self.options, name) for name in RUNNER_OPTIONS):
-            runner = self.runner.with_options(call)
-        return call, runner
+            return self.options
+        options = self.options.replace(**given)
+        self._runner(*runner_key(options))  # a window too small for any text: refused now
+        return options
+
+    def _runner(self, stride: int, rest: tuple) -> WindowRunner:
+        """The runner with this stride and these WINDOW_AND_BATCH values: the pipeline's own, or
+        a copy of it (sharing its model and compiled forward), kept for the next calls."""
+        own = self.runner.options
+        if (stride, rest) == runner_key(own):
+            return self.runner
+        runner = self._runners.get((stride, rest))
+        if runner is None:
+            if len(self._runners) >= MAX_RUNNERS:
+                self._runners.clear()
+            changes = dict(zip(WINDOW_AND_BATCH, rest, strict=True))
+            runner = self.runner.with_options(own.replace(stride=stride, **changes))
+            self._runners[stride, rest] = runner
+        return runner
 
     def label_words(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """One label per word of each pre-split sentence: the label of the word's first token
@@ -384,8 +476,9 @@ def pipeline(
     options, **changes: the pipeline's options (`PipelineOptions`, each field documented
         there): pass an object, or fields by name (`pipeline(m, aggregation_strategy="first",
         device="cuda")`), or both (the names change the object's fields). `device` also takes
-        transformers' integers (-1: CPU, N: GPU N), `torch_dtype` is `dtype`'s transformers name.
-        An unknown name or a bad value is an InputError, raised before anything loads.
+        transformers' integers (-1: CPU, N: GPU N); None: CUDA when there is a GPU, else the CPU
+        (devices.py). `torch_dtype` is `dtype`'s transformers name. An unknown name or a bad
+        value is an InputError, raised before anything loads.
 
     A loaded model is used as it is; with device, dtype or quantize given, a copy of it is
     converted and the caller's model stays unchanged.

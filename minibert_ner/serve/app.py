@@ -26,13 +26,11 @@ client sends ends in a traceback or stops the server.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Literal
 
 from starlette.applications import Starlette
@@ -45,6 +43,7 @@ from .. import __version__
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import NERPipeline
 from .batcher import BatchStats, DynamicBatcher, QueueFull
+from .limits import ServeLimits
 from .metrics import Metrics
 from .requests import RequestError, parse_request
 
@@ -54,17 +53,6 @@ log = logging.getLogger("minibert_ner.serve")
 Phase = Literal["loading", "ready", "draining", "failed"]
 RETRY_AFTER = "1"  # seconds, for 503s
 OPEN_PATHS = ("/health",)  # answered without the api key
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    """What the server accepts and how it batches (the serve command's flags)."""
-
-    max_request_bytes: int = 1 << 20  # a request's body, at most
-    max_inputs: int = 64  # texts in one request, at most
-    max_queue: int = 256  # requests waiting for the model; more are answered 503
-    batch_wait: float = 0.010  # seconds a batch may wait for more requests (batcher.py, step 1)
-    api_key: str | None = dataclasses.field(default=None, repr=False)  # None: no key needed
 
 
 class ServerState:
@@ -187,11 +175,7 @@ async def info(request: Request) -> Response:
             "version": __version__,
             "device": str(ner.model.device),
             "dtype": str(ner.model.dtype).removeprefix("torch."),
-            "options": {
-                f.name: list(v) if isinstance(v := getattr(options, f.name), tuple) else v
-                for f in dataclasses.fields(options)
-                if not f.metadata.get("secret")
-            },
+            "options": options.as_json(),  # never the hub token
             "limits": {
                 "max_request_bytes": state.limits.max_request_bytes,
                 "max_inputs": state.limits.max_inputs,

@@ -14,18 +14,15 @@ How a batch runs:
    without the wait the first of them would run alone and the rest in the next pass. Otherwise
    it starts at once, so that a lone client's request never waits. Under load, requests queue
    while the model runs, and batches fill by themselves.
-2. On the model's own thread (the event loop never waits for the model), every text of the
-   batch is tokenized at once and the pipeline's runner puts all their tokens through the model
-   together, under the pipeline's `batch_size` and `max_batch_tokens`: packed (packing.py), so
-   that texts of any lengths share one forward pass and no matmul sees padding.
-3. Each request's entities are made with its own parameters (`NERPipeline.entities`), so each
-   answer equals `ner(text, ...)` with those parameters, whatever else was in its batch. A
-   request's stride changes only texts longer than one window: such texts run in a group per
-   stride; all others share one group. The scores a strategy needs decide what the runner
-   returns (every label's probability when one request asks for "average").
-4. If a batch fails, each of its requests runs again alone, so a request that breaks the model
+2. On the model's own thread (the event loop never waits for the model), the batch's texts go
+   to the pipeline's one entry, `NERPipeline.label`, each with its request's options: tokenized
+   at once, run through the model together (packed forward passes under the pipeline's
+   `batch_size` and `max_batch_tokens`, so that texts of any lengths share a pass), each text's
+   entities made with its own request's parameters. Each answer equals `ner(text, ...)` with
+   those parameters (scores to float rounding), whatever else was in its batch.
+3. If a batch fails, each of its requests runs again alone, so a request that breaks the model
    fails alone and the others get their answers.
-5. After a batch, on the model thread, once the process's resident memory has grown by
+4. After a batch, on the model thread, once the process's resident memory has grown by
    `TRIM_GROWTH` since the last time, the C allocator hands its free memory back to the system
    (glibc's `malloc_trim`; elsewhere nothing). Batches of ever new length mixes free tensors of
    ever new sizes, and glibc otherwise keeps them: the server's resident memory would creep up
@@ -46,7 +43,6 @@ from dataclasses import dataclass
 
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import Entities, NERPipeline
-from ..inference.runner import Prediction, WindowRunner
 
 __all__ = ["BatchStats", "DynamicBatcher", "QueueFull"]
 
@@ -74,7 +70,7 @@ def _resident_bytes() -> int | None:
 
 
 class MemoryTrimmer:
-    """Step 5: malloc_trim once resident memory has grown by TRIM_GROWTH since the last."""
+    """Step 4: malloc_trim once resident memory has grown by TRIM_GROWTH since the last."""
 
     def __init__(self) -> None:
         self.trim = _malloc_trim()
@@ -131,9 +127,8 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         # One thread: one batch at a time, each using every core torch is given.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="minibert-ner-model")
-        self._runners: dict[int, WindowRunner] = {}
         self._last_batch_texts = 0  # the size the next batch waits for (step 1)
-        self._release_memory = MemoryTrimmer()  # step 5
+        self._release_memory = MemoryTrimmer()  # step 4
 
     @property
     def queue_depth(self) -> int:
@@ -143,8 +138,8 @@ class DynamicBatcher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def label(self, texts: list[str], options: PipelineOptions) -> list[Entities]:
-        """Entities of each text with `options`' aggregation_strategy, ignore_labels and
-        stride. Raises QueueFull at once when `max_queue` requests are waiting."""
+        """Entities of each text with `options` (as `NERPipeline.label` reads them). Raises
+        QueueFull at once when `max_queue` requests are waiting."""
         if len(self._pending) >= self.max_queue:
             raise QueueFull(f"{len(self._pending)} requests are waiting for the model")
         job = Job(texts, options, asyncio.get_running_loop().create_future())
@@ -180,7 +175,7 @@ class DynamicBatcher:
                 else:
                     job.future.set_result(result)
             self.on_batch(stats)
-            # Step 5, on the model thread before its next batch, while the answers go out.
+            # Step 4, on the model thread before its next batch, while the answers go out.
             self._model_thread.submit(self._release_memory)
 
     async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[Job]:
@@ -207,7 +202,7 @@ class DynamicBatcher:
         return jobs
 
     def _label(self, jobs: list[Job]) -> tuple[list[list[Entities] | Exception], BatchStats]:
-        """On the model thread: steps 2-4."""
+        """On the model thread: steps 2-3."""
         try:
             return self._label_together(jobs)
         except Exception as e:
@@ -215,48 +210,17 @@ class DynamicBatcher:
                 return [e], BatchStats(len(jobs[0].texts), 0)
         results: list[list[Entities] | Exception] = []
         texts = tokens = 0
-        for job in jobs:  # step 4: one request broke the batch; only it should fail
+        for job in jobs:  # step 3: one request broke the batch; only it should fail
             (result,), stats = self._label([job])
             results.append(result)
             texts, tokens = texts + stats.texts, tokens + stats.tokens
         return results, BatchStats(texts, tokens)
 
     def _label_together(self, jobs: list[Job]) -> tuple[list[list[Entities]], BatchStats]:
-        ner = self.ner
         texts = [text for job in jobs for text in job.texts]
-        options = [job.options for job in jobs for _ in job.texts]
-        encodings = ner.tokenizer.encode_batch(texts)
-        P, Q = ner.tokenizer.template.prefix, ner.tokenizer.template.suffix
-        size = ner.runner.window_content()
-        groups: dict[int | None, list[int]] = {}  # stride (None: one window) -> texts
-        for i, (encoding, o) in enumerate(zip(encodings, options, strict=True)):
-            one_window = len(encoding.ids) - P - Q <= size
-            groups.setdefault(None if one_window else min(o.stride, size // 2), []).append(i)
-        predictions: list[Prediction] = [None] * len(texts)  # type: ignore[list-item]
-        for stride, members in groups.items():
-            average = any(options[i].aggregation_strategy == "average" for i in members)
-            runner = self._runner(stride)
-            found = runner.run([encodings[i] for i in members], "probs" if average else "scores")
-            for i, prediction in zip(members, found, strict=True):
-                predictions[i] = prediction
-        results, i = [], 0
+        labelled = self.ner.label(texts, [job.options for job in jobs for _ in job.texts])
+        results, start = [], 0
         for job in jobs:
-            o = job.options
-            results.append(
-                [
-                    ner.entities(text, encodings[i + k], predictions[i + k], o)
-                    for k, text in enumerate(job.texts)
-                ]
-            )  # fmt: skip
-            i += len(job.texts)
-        return results, BatchStats(len(texts), sum(len(e.ids) for e in encodings))
-
-    def _runner(self, stride: int | None) -> WindowRunner:
-        """The pipeline's runner, or one with another stride (sharing its model and compiled
-        forward)."""
-        runner = self.ner.runner
-        if stride is None or stride == runner.options.stride:
-            return runner
-        if stride not in self._runners:
-            self._runners[stride] = runner.with_options(runner.options.replace(stride=stride))
-        return self._runners[stride]
+            results.append(labelled.entities[start : start + len(job.texts)])
+            start += len(job.texts)
+        return results, BatchStats(len(texts), labelled.tokens)

@@ -19,11 +19,11 @@ import json
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..inference.options import PipelineOptions
+from ..inference.options import REQUEST, PipelineOptions, fields_in
 
 __all__ = ["PARAMETERS", "LabelRequest", "RequestError", "parse_request"]
 
-PARAMETERS = ("aggregation_strategy", "ignore_labels", "stride")  # what a request may change
+PARAMETERS = fields_in(REQUEST)  # the options a request may change (marked in PipelineOptions)
 
 
 class RequestError(InputError):

@@ -19,7 +19,8 @@ import uvicorn
 from ..errors import InputError, MiniBertError
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import pipeline
-from .app import ServeLimits, create_app
+from .app import create_app
+from .limits import ServeLimits
 
 __all__ = ["bind", "serve"]
 

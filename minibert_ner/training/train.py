@@ -29,10 +29,11 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_model, read_safetensors, resolve_dtype, save_model
 from ..config import ModelConfig
+from ..devices import resolve_device
 from ..errors import DataError
 from ..families import Model
 from ..hub import WEIGHT_FILES, resolve_folder
-from ..inference.pipeline import NERPipeline, resolve_device
+from ..inference.pipeline import NERPipeline
 from ..inference.windows import window_length
 from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types

@@ -1,0 +1,24 @@
+"""What the server accepts and how it batches: `ServeLimits`, declared once.
+
+The serve command's flags take their defaults from here, and importing this module needs neither
+the serve extra nor torch (so that `minibert-ner serve --help` stays fast, and works without the
+extra).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["ServeLimits"]
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What the server accepts and how it batches (the serve command's flags)."""
+
+    max_request_bytes: int = 1 << 20  # a request's body, at most
+    max_inputs: int = 64  # texts in one request, at most
+    max_queue: int = 256  # requests waiting for the model; more are answered 503
+    batch_wait: float = 0.010  # seconds a batch may wait for more requests (batcher.py, step 1)
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # None: no key needed
