@@ -101,6 +101,7 @@ class Writer:
         return None
 
     def write(self, record: dict[str, Any]) -> None:
+        """Write one record (one whose `problem` is None)."""
         raise NotImplementedError
 
     def close(self) -> None:
