@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import BatchError, JobError
+from ..files import AtomicFile, temporary_path
 from .plan import FileCounts, FileJob, Stamp, output_paths
-from .records import publish, temporary_path
 
 __all__ = ["JOURNAL", "MANIFEST", "OutputFolder"]
 
@@ -259,15 +259,13 @@ class OutputFolder:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        manifest = self.path / MANIFEST
-        tmp = temporary_path(manifest)
         payload = {
             "options": self.options,
             "root": str(self.root) if self.root is not None else None,
             "files": self.files,
         }
-        tmp.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
-        publish(tmp, manifest)
+        with AtomicFile(self.path / MANIFEST) as out:
+            out.write(json.dumps(payload, indent=1) + "\n")
         (self.path / JOURNAL).unlink(missing_ok=True)
         self._dirty = False
 

@@ -6,11 +6,11 @@
                                                      out/b.errors.jsonl  {"line": 9, "error": "..."}
                                                      out/manifest.json   finished files, counts
 
-The job (`run_batch`) and its pieces, one module each: records.py reads input files and writes
-output files; plan.py stamps and places each input (`FileJob`); folder.py holds the output
-folder (checks, lock, stable root, manifest); local.py and ray_engine.py are the two engines,
-which label records between the same reader and writer, so that moving from a laptop to a
-cluster is one flag.
+The job (`run_batch`) and its pieces, one module each: records.py reads input files, and the
+output formats' writers (../writers.py, the label command's too) write output files; plan.py
+stamps and places each input (`FileJob`); folder.py holds the output folder (checks, lock,
+stable root, manifest); local.py and ray_engine.py are the two engines, which label records
+between the same reader and writer, so that moving from a laptop to a cluster is one flag.
 
 The contract, for every input file: records in = written + errors. A record that cannot be
 labelled (invalid UTF-8, not JSON, no text field, ...) goes with its reason to the file's
@@ -29,19 +29,11 @@ from typing import Any, Literal, TextIO, get_args
 
 from ..errors import BatchError, JobError
 from ..inference.options import PipelineOptions
+from ..writers import WRITERS, JsonlWriter, Writer
 from .folder import OutputFolder
 from .local import local_results
 from .plan import FileCounts, FileJob, Result, Stamp
-from .records import (
-    OUTPUT_FORMATS,
-    JsonlWriter,
-    OutputFormat,
-    ParquetWriter,
-    Record,
-    check_input,
-    find_inputs,
-    key_columns,
-)
+from .records import OUTPUT_FORMATS, OutputFormat, Record, check_input, find_inputs, key_columns
 
 __all__ = [
     "ENGINES",
@@ -63,18 +55,17 @@ EXIT_INCOMPLETE = 3
 
 
 class FileOutput:
-    """The outputs of one input file: entities records, and error records when there are any."""
+    """The outputs of one input file: entities records in the job's format, and error records
+    (JSON lines) when there are any."""
 
-    def __init__(self, job: FileJob, *, strategy: str, id_column: str | None) -> None:
+    def __init__(
+        self, job: FileJob, *, output_format: str, strategy: str, id_column: str | None
+    ) -> None:
         self.job = job
         self.counts = FileCounts()
         keys = key_columns(job.source, id_column)
-        self.output: JsonlWriter | ParquetWriter = (
-            ParquetWriter(job.output, keys=keys, strategy=strategy)
-            if job.output.suffix == ".parquet"
-            else JsonlWriter(job.output)
-        )
-        self.errors: JsonlWriter | None = None  # opened at the first bad record
+        self.output: Writer = WRITERS[output_format](job.output, keys=keys, strategy=strategy)
+        self.errors: Writer | None = None  # opened at the first bad record
 
     def add(self, record: Record, entities: list[dict[str, Any]] | None) -> None:
         self.counts.records += 1
@@ -200,12 +191,14 @@ def write_results(
     folder: OutputFolder,
     progress: ProgressLog,
     *,
+    output_format: str = "jsonl",
     strategy: str = "simple",
     id_column: str | None = None,
 ) -> tuple[FileCounts, list[Path]]:
-    """Write an engine's results (see `Result`) file by file; each completed file is published
-    and recorded in the manifest as soon as its end mark arrives. Returns the total counts and
-    the inputs that changed while they were read."""
+    """Write an engine's results (see `Result`) file by file, in `output_format` (one of
+    OUTPUT_FORMATS); each completed file is published and recorded in the manifest as soon as
+    its end mark arrives. Returns the total counts and the inputs that changed while they were
+    read."""
     total, changed = FileCounts(), []
     current: FileOutput | None = None
     finished = 0
@@ -214,7 +207,9 @@ def write_results(
             if index != finished:
                 raise RuntimeError(f"engine sent file {index} while file {finished} was open")
             if current is None:
-                current = FileOutput(jobs[index], strategy=strategy, id_column=id_column)
+                current = FileOutput(
+                    jobs[index], output_format=output_format, strategy=strategy, id_column=id_column
+                )
             if record is None:  # the file's end mark
                 current.commit()
                 job = current.job
@@ -365,6 +360,7 @@ def run_batch(
                 results,
                 folder,
                 progress,
+                output_format=output_format,
                 strategy=options.aggregation_strategy,
                 id_column=id_column,
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..writers import WRITERS
 from .records import Record, read_records
 
 if TYPE_CHECKING:
@@ -65,9 +66,10 @@ class FileJob:
 
 
 def output_paths(relative: Path, output_dir: Path, output_format: str) -> tuple[Path, Path]:
-    """The output and errors file of an input at `relative` below the root."""
+    """The output file (with its format's suffix) and errors file of an input at `relative`
+    below the root."""
     return (
-        output_dir / relative.with_suffix(f".{output_format}"),
+        output_dir / relative.with_suffix(WRITERS[output_format].suffixes[0]),
         output_dir / relative.with_suffix(".errors.jsonl"),
     )
 

@@ -1,4 +1,4 @@
-"""Record files: reading input corpora into records, and writing records to output files.
+"""Record files: reading input corpora into records, and the formats records are written in.
 
 Reading: `read_records` turns one input file into `Record`s, by its suffix (`INPUT_FORMATS`):
 
@@ -14,24 +14,31 @@ carries the reason instead of a text, so that it can be reported rather than dro
 Reading stops at a given size (`read_records(size=)`): the size the job stamped the file with
 before reading it, so that lines appended while it runs are left for the next run, not half read.
 
-Writing: `JsonlWriter` and `ParquetWriter` (`OUTPUT_FORMATS`) write records to `<name>.tmp` and
-rename it to `<name>` when complete (`publish`), so a file under its final name is always whole.
-Parquet columns have declared types (`ParquetWriter`), never types guessed from the first rows.
+Writing: a job writes each file's records with the writer of its format (`OUTPUT_FORMATS`: the
+formats of `writers.WRITERS` that batch offers) given the output path, so that the file appears
+under its name only when complete (`files.AtomicFile`). The writers, `publish` and
+`temporary_path` are importable from here as well.
 """
 
 from __future__ import annotations
 
 import glob
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, get_args
+from typing import Any, BinaryIO, Literal
 
-from ..errors import BatchError, MissingExtraError
-from ..inference.aggregation import entity_fields
-from ..textio import decode_line, json_line, utf8_problem
+from ..errors import BatchError
+from ..files import publish, temporary_path
+from ..textio import decode_line, utf8_problem
+from ..writers import (
+    JsonlWriter,
+    ParquetWriter,
+    arrow_entities_type,
+    formats_for,
+    require_pyarrow,
+)
 
 __all__ = [
     "INPUT_FORMATS",
@@ -53,27 +60,9 @@ __all__ = [
 # Input file suffix -> how its records are read.
 INPUT_FORMATS = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".parquet": "parquet"}  # fmt: skip
-# Output formats, one writer each: JsonlWriter, ParquetWriter.
+# The output formats of a batch job: those of writers.WRITERS offered to "batch".
 OutputFormat = Literal["jsonl", "parquet"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
-
-
-def require_pyarrow(purpose: str) -> tuple[Any, Any]:
-    """`pyarrow` and `pyarrow.parquet`, or a MissingExtraError saying how to install them."""
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as e:
-        raise MissingExtraError(
-            f"{purpose} needs pyarrow, which is not installed: pip install pyarrow "
-            "(or pip install 'minibert-ner[ray]', which includes it); or use JSONL files"
-        ) from e
-    return pyarrow, pyarrow.parquet
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: files -> records
-# ---------------------------------------------------------------------------------------------
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = formats_for("batch")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -331,135 +320,3 @@ def _read_parquet(path: Path, text_column: str, id_column: str | None) -> Iterat
                     yield Record(key, error=utf8_problem(e))
     except (OSError, pa.ArrowException) as e:
         raise BatchError(f"cannot read Parquet file {path}: {e}") from e
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing: records -> a file under a temporary name, renamed into place when complete
-# ---------------------------------------------------------------------------------------------
-
-
-def temporary_path(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """Make a complete file visible under its final name in one step (a rename on one disk)."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())  # its bytes are on disk before the name says it is complete
-    os.replace(tmp, path)
-
-
-class JsonlWriter:
-    """JSON lines (UTF-8, one record a line whoever splits them) to `<path>.tmp`, renamed to
-    `path` by `commit()`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.tmp = path, temporary_path(path)
-        self.file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 (open until commit)
-
-    def problem(self, record: dict[str, Any]) -> str | None:
-        return None  # a JSON line holds any record
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.file.write(json_line(record) + "\n")
-
-    def commit(self) -> None:
-        self.file.close()
-        publish(self.tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            self.file.close()
-        except OSError:
-            pass  # the write that failed fails again on close; the file goes anyway
-        finally:
-            self.tmp.unlink(missing_ok=True)
-
-
-def arrow_entities_type(strategy: str) -> Any:
-    """The Arrow type of a column of entity lists for an aggregation strategy: a list of structs
-    with the fields (and field order) of `aggregation.entity_fields`."""
-    pa, _ = require_pyarrow("an Arrow column of entities")
-    types = {str: pa.string(), float: pa.float64(), int: pa.int64()}
-    return pa.list_(pa.struct([(name, types[kind]) for name, kind in entity_fields(strategy)]))
-
-
-_INT64_RANGE = range(-(2**63), 2**63)
-
-
-class ParquetWriter:
-    """Rows to a Parquet file at `<path>.tmp` in row groups, renamed to `path` by `commit()`.
-
-    The schema is declared, not guessed from the first rows: the key columns (`key_columns`:
-    `line` or `row`, int64; `id`), and `entities` (`arrow_entities_type`). The id
-    column takes the type of the file's first id, integer (int64) or string; a record whose id
-    does not fit it has a `problem()`, which the job reports as that record's error (a JSONL
-    output holds any id).
-    """
-
-    ROWS_PER_GROUP = 8192
-
-    def __init__(self, path: Path, *, keys: tuple[str, ...], strategy: str) -> None:
-        self.pa, self.pq = require_pyarrow(f"writing Parquet output {path}")
-        self.path, self.tmp = path, temporary_path(path)
-        self.key, self.has_id = keys[0], "id" in keys
-        self.entities_type = arrow_entities_type(strategy)
-        self.id_kind: type | None = None  # int or str: the first written record's id
-        self.rows: list[dict[str, Any]] = []
-        self.writer: Any = None
-        self.file = open(self.tmp, "wb")  # noqa: SIM115 (open until commit)
-
-    def problem(self, record: dict[str, Any]) -> str | None:
-        """Why `record` cannot be a row of this file, or None if it can."""
-        if not self.has_id:
-            return None
-        value = record["id"]
-        if isinstance(value, int) and value not in _INT64_RANGE:
-            return f"id {value} does not fit a 64-bit integer column; use --format jsonl"
-        kind = int if isinstance(value, int) else str
-        if self.id_kind is not None and kind is not self.id_kind:
-            names = {int: "an integer", str: "a string"}
-            return (
-                f"id {value!r} is {names[kind]}, but this file's first id is {names[self.id_kind]}; "
-                "a Parquet column holds one type: use --format jsonl, or ids of one type"
-            )
-        return None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.has_id and self.id_kind is None:
-            self.id_kind = int if isinstance(record["id"], int) else str
-        self.rows.append(record)
-        if len(self.rows) >= self.ROWS_PER_GROUP:
-            self._flush()
-
-    def _schema(self) -> Any:
-        pa = self.pa
-        fields = [(self.key, pa.int64())]
-        if self.has_id:
-            ids = {int: pa.int64(), str: pa.string(), None: pa.null()}  # None: no record
-            fields.append(("id", ids[self.id_kind]))
-        return pa.schema([*fields, ("entities", self.entities_type)])
-
-    def _flush(self) -> None:
-        if self.writer is None:
-            self.writer = self.pq.ParquetWriter(self.file, self._schema())
-        table = self.pa.Table.from_pylist(self.rows, schema=self.writer.schema)
-        self.writer.write_table(table)
-        self.rows = []
-
-    def commit(self) -> None:
-        if self.rows or self.writer is None:
-            self._flush()
-        self.writer.close()
-        self.file.close()
-        publish(self.tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            if self.writer is not None:
-                self.writer.close()
-        except Exception:  # noqa: BLE001 (an abort after a failed write: the file goes anyway)
-            pass
-        finally:
-            self.file.close()
-            self.tmp.unlink(missing_ok=True)

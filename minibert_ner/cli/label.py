@@ -24,10 +24,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from ..errors import InputError
-from ..textio import decode_line, for_terminal, json_line, utf8_problem
+from ..textio import decode_line, utf8_problem
+from ..writers import WRITERS, formats_for, suffix_formats
 from .options import (
     add_format_argument,
     add_model_argument,
@@ -45,7 +46,7 @@ __all__ = [
     "run",
 ]
 
-FORMATS = ("json", "jsonl", "table", "conll")
+FORMATS = formats_for("label")
 EXIT_SKIPPED = 3  # as a batch job that finished but skipped records
 CHUNK_LINES = 2048  # lines labelled together: sorted by length within a chunk, then written
 CHUNK_CHARS = 1 << 22  # ... or fewer lines once they hold this many characters
@@ -150,58 +151,6 @@ def read_document(stream: BinaryIO, name: str) -> Iterator[Chunk]:
     yield Chunk([text], len(data))
 
 
-def preview(text: str, width: int = 100) -> str:
-    """One line of a text for the table: whitespace collapsed, cut at `width`."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-class Writer:
-    """Writes each text's result in one of FORMATS as it comes; json to a stream that others
-    read as it grows (stdout) is held until `close`, so that it is never left cut short."""
-
-    def __init__(self, fmt: str, stream: TextIO, *, hold_json: bool) -> None:
-        self.fmt, self.out, self.count = fmt, stream, 0
-        self.held: list[str] | None = [] if fmt == "json" and hold_json else None
-
-    def write(self, text: str, result: list) -> None:
-        """`result`: entity dicts, or for conll the words' labels."""
-        out, first = self.out, self.count == 0
-        self.count += 1
-        if self.fmt in ("json", "jsonl"):
-            record = json_line({"text": text, "entities": result})
-            if self.fmt == "jsonl":
-                out.write(record + "\n")
-            elif self.held is not None:
-                self.held.append(record)
-            else:
-                out.write(("[\n" if first else ",\n") + record)
-        elif self.fmt == "conll":
-            out.writelines(
-                f"{word} {label}\n" for word, label in zip(text.split(), result, strict=True)
-            )
-            out.write("\n")
-        else:
-            out.write(("" if first else "\n") + for_terminal(preview(text)) + "\n")
-            if not result:
-                out.write("  (no entities)\n")
-            rows = [
-                (for_terminal(e.get("entity_group", e.get("entity"))), f"{e['score']:.4f}",
-                 f"{e['start']}:{e['end']}", for_terminal(e["word"]))
-                for e in result
-            ]  # fmt: skip
-            widths = [max(len(row[k]) for row in rows) for k in range(3)] if rows else []
-            for label, score, span, word in rows:
-                out.write(f"  {label:<{widths[0]}}  {score}  {span:>{widths[2]}}  {word}\n")
-
-    def close(self) -> None:
-        if self.held is not None:
-            self.out.write("[\n" + ",\n".join(self.held) + "\n]\n" if self.held else "[]\n")
-        elif self.fmt == "json":
-            self.out.write("[]\n" if self.count == 0 else "\n]\n")
-        self.out.flush()
-
-
 def open_input(
     args: argparse.Namespace, skipped: Skipped | None
 ) -> tuple[Iterator[Chunk], int | None, str]:
@@ -240,7 +189,7 @@ def open_input(
 
 
 # --output's suffix -> the format it implies when --format is not given.
-SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".conll": "conll"}
+SUFFIX_FORMATS = suffix_formats("label")
 
 
 def output_format(args: argparse.Namespace) -> str:
@@ -255,9 +204,10 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.pipeline import pipeline  # here: --help needs no torch
 
     fmt = output_format(args)
-    if fmt == "conll" and args.aggregation_strategy is not None:
+    words = WRITERS[fmt].result == "labels"  # the words' labels, not entities (conll)
+    if words and args.aggregation_strategy is not None:
         raise InputError(
-            "--format conll labels each word by its first token; --aggregation does not apply"
+            f"--format {fmt} labels each word by its first token; --aggregation does not apply"
         )
     if args.skip_invalid and args.document:
         raise InputError(
@@ -271,16 +221,17 @@ def run(args: argparse.Namespace) -> int:
     options = pipeline_options(args)
     with output_file(args.output) as stream:
         ner = pipeline(args.model, options=options)
-        writer = Writer(fmt, stream, hold_json=args.output is None)
+        # Standard output is read as it grows: a JSON array waits there until it is whole.
+        writer = WRITERS[fmt](stream, live=args.output is None)
         # A bar for files and streams, never for texts given as arguments.
         with Progress(total=total, unit="texts", enabled=not args.texts) as progress:
             for chunk in chunks:
-                if fmt == "conll":
+                if words:
                     results = ner.label_words([text.split() for text in chunk.texts])
                 else:
                     results = ner(chunk.texts)
                 for text, result in zip(chunk.texts, results, strict=True):
-                    writer.write(text, result)
+                    writer.write({"text": text, writer.result: result})
                 stream.flush()
                 progress.update(len(chunk.texts), chunk.size)
         writer.close()

@@ -35,6 +35,7 @@ from ..inference.options import (
     PipelineOptions,
     fields_in,
 )
+from ..writers import WRITERS
 
 __all__ = [
     "ENTITY_FIELDS",
@@ -185,15 +186,9 @@ WORD_FIELDS = tuple(
 # The fields that say which weights to load, where and how: for every command that loads a model.
 LOADING_FIELDS = fields_in(WEIGHTS)
 
-# Every output format any command writes -> what it is. A command offers those that fit its
-# output; the same name means the same thing everywhere.
-FORMATS = {
-    "table": "aligned text for people",
-    "json": "one JSON document",
-    "jsonl": "one JSON object a line",
-    "conll": "one 'word label' line a word, a blank line after each text",
-    "parquet": "one Parquet file per input file",
-}
+# Every output format any command writes -> what it is (writers.WRITERS). A command offers
+# those that fit its output; the same name means the same thing everywhere.
+FORMATS = {name: writer.description for name, writer in WRITERS.items()}
 
 
 def add_model_argument(parser: Parser, *, base: bool = False) -> None:

@@ -12,8 +12,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..batch.records import publish, temporary_path
 from ..errors import InputError, JobError
+from ..files import AtomicFile
 
 __all__ = ["GuardedOutput", "check_folder", "output_file", "silence_stdout"]
 
@@ -62,32 +62,30 @@ def silence_stdout() -> None:
 
 @contextmanager
 def output_file(path: str | None, flag: str = "--output") -> Iterator[TextIO]:
-    """Standard output, or the file `path` (given as `flag`) written under a temporary name and
-    renamed into place once complete: after a failure or Ctrl-C it is absent, never cut short."""
+    """Standard output, or the file `path` (given as `flag`) written as an `AtomicFile`: under a
+    temporary name, renamed into place once complete; after a failure or Ctrl-C it is absent,
+    never cut short."""
     if path is None:
         yield sys.stdout
         return
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{flag} {path} is a folder; give a file name")
-    tmp = temporary_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        file = AtomicFile(target)
     except OSError as e:
         raise InputError(f"cannot write {flag} {path}: {e.strerror or e}") from e
-    guarded = GuardedOutput(stream, str(path))
+    guarded = GuardedOutput(file.stream, str(path))
     try:
         yield guarded
         guarded.flush()  # the last buffered bytes: a full disk shows here
-        stream.close()
         try:
-            publish(tmp, target)
+            file.commit()
         except OSError as e:
             raise JobError(f"cannot write to {path}: {e.strerror or e}") from e
     finally:
-        stream.close()
-        tmp.unlink(missing_ok=True)
+        file.abort()  # after a failure: the temporary goes (after a commit: nothing to do)
 
 
 def check_folder(path: str | Path) -> Path:
