@@ -34,8 +34,8 @@ from typing import Any, Literal, NamedTuple, overload
 
 from tokenizers import Encoding
 
-from ..checkpoint import MODEL_CLASSES, load_model, resolve_dtype
-from ..devices import resolve_device
+from ..checkpoint import MODEL_CLASSES, load_model
+from ..devices import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..families import Model
 from ..tokenizer import Tokenizer
