@@ -140,3 +140,20 @@ def test_bad_input_gets_a_clear_error(ner, ner_model_dir) -> None:
             minibert_ner.pipeline(ner_model_dir, device="cuda")
     with pytest.raises(InputError, match="unknown device"):
         minibert_ner.pipeline(ner_model_dir, device="gpu0")
+
+
+def test_a_model_in_training_mode_is_labelled_without_dropout_and_left_training(
+    ner_model_dir,
+) -> None:
+    """The runner turns dropout off for inference and gives a model that was training back in
+    training mode (a pipeline called during fine-tuning); a model in eval mode stays as it is."""
+    ner = minibert_ner.pipeline(ner_model_dir)
+    texts = ["Angela Merkel visited Paris .", "EU rejects German call ."]
+    expected = ner(texts)
+    ner.model.train()
+    torch.manual_seed(0)
+    assert ner(texts) == expected  # dropout (p = 0.1) would change the scores
+    assert ner.model.training and all(m.training for m in ner.model.modules())
+    ner.model.eval()
+    assert ner(texts) == expected
+    assert not any(m.training for m in ner.model.modules())

@@ -142,8 +142,11 @@ class WindowRunner:
             return results
         options, pad, device = self.options, self.pad_token_id, self.model.device
         lengths = [self._padded_length(len(row)) for row in rows]
+        # Dropout off for inference (a model mid-training goes back to training after). Only
+        # when needed: eval() and train() walk every module, a third of a small model's call.
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         try:
             with torch.inference_mode():
                 # Packed, rows of any lengths share a batch; padded, only similar lengths.
@@ -179,7 +182,8 @@ class WindowRunner:
                             probs[j][a:b] if probs is not None else None,
                         )
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         return results
 
     def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
