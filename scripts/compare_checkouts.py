@@ -10,7 +10,9 @@ alternates from round to round, so that a machine whose load drifts favours neit
 also labels the texts one call per text (`ner(text)`, the first --single of them), the path a
 lone request takes. Reported: each round's seconds and the median ratio this / base (below 1:
 this checkout is faster). The entities of both checkouts are compared (exactly: labels, words,
-offsets; scores within 1e-6).
+offsets; scores within 1e-6), and so is the tensor work, which no load on the machine changes:
+every aten operation the pipeline runs, with its input shapes, over the first 100 texts in one
+call and the first 10 one by one (counted with a TorchDispatchMode).
 """
 
 from __future__ import annotations
@@ -28,8 +30,32 @@ from pathlib import Path
 from common import DEFAULT_DATA, REPO, SHAPES, random_model, read_texts
 
 
+def tensor_work(ner, texts: list[str]) -> list[tuple[str, tuple]]:
+    """Every aten operation (with its tensor inputs' shapes) of ner(texts[:100]) and of ner(text)
+    for the first 10 texts."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[tuple[str, tuple]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+            self.ops.append((str(func), shapes))
+            return func(*args, **(kwargs or {}))
+
+    with Record() as record:
+        ner(texts[:100])
+        for text in texts[:10]:
+            ner(text)
+    return record.ops
+
+
 def worker(model: str, data: Path, texts: int, single: int, out: Path) -> None:
-    """In the child: time ner(texts) and ner(text) per text; write the timings and entities."""
+    """In the child: time ner(texts) and ner(text) per text; write the timings, entities and
+    tensor work."""
     import torch
 
     import minibert_ner
@@ -52,6 +78,7 @@ def worker(model: str, data: Path, texts: int, single: int, out: Path) -> None:
                 "batch_s": batch_s,
                 "single_s": single_s,
                 "entities": batched,
+                "tensor_work": tensor_work(ner, sentences),
             }
         )
     )
@@ -103,12 +130,14 @@ def main() -> None:
     this, base = REPO.resolve(), args.base.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         model = str(random_model(Path(tmp) / "model", shape=args.shape))
-        rows, agree = [], True
+        rows, agree, same_work = [], True, True
         for r in range(args.rounds):
             order = [("this", this), ("base", base)][:: 1 if r % 2 == 0 else -1]
             got = {name: run_child(path, args, model, Path(tmp) / f"{name}.json")
                    for name, path in order}  # fmt: skip
             agree = agree and same_entities(got["this"]["entities"], got["base"]["entities"])
+            same_work = same_work and got["this"]["tensor_work"] == got["base"]["tensor_work"]
+            work = len(got["this"]["tensor_work"]), len(got["base"]["tensor_work"])
             rows.append({name: {k: got[name][k] for k in ("batch_s", "single_s")} for name in got})
             t, b = rows[-1]["this"], rows[-1]["base"]
             print(
@@ -121,6 +150,7 @@ def main() -> None:
         ratio = statistics.median(row["this"][key] / row["base"][key] for row in rows)
         print(f"{what}: this / base = {ratio:.3f} (median of {args.rounds} rounds)")
     print(f"entities equal: {agree}")
+    print(f"tensor work equal: {same_work} (this {work[0]}, base {work[1]} aten operations)")
 
 
 if __name__ == "__main__":
