@@ -59,6 +59,37 @@ def test_jsonl_bad_records_say_why(tmp_path):
     assert len(records) == 11  # 12 lines, one blank
 
 
+_NESTED = st.integers(1, 50_000).flatmap(
+    lambda depth: st.sampled_from([("[", "]"), ('{"a":', "}")]).map(
+        lambda ends: ends[0] * depth + "1" + ends[1] * depth
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hostile=st.lists(
+        st.one_of(
+            _NESTED.map(lambda v: '{"text": "t", "x": ' + v + "}"),
+            _NESTED,
+            st.integers(4_400, 20_000).map(lambda n: '{"text": "t", "id": ' + "7" * n + "}"),
+            st.text(st.characters(exclude_categories=("Cs", "Cc"))).map(lambda t: '{"text": ' + t),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_hostile_record_is_one_error_not_the_files(tmp_path_factory, hostile):
+    """Whatever a line holds (JSON nested thousands deep, a number longer than Python converts,
+    anything cut short), reading gives one record for it: labelled or with its reason."""
+    path = tmp_path_factory.mktemp("hostile") / "a.jsonl"
+    path.write_text("\n".join(['{"text": "first"}', *hostile, '{"text": "last"}']) + "\n")
+    records = list(read_records(path, id_column=None))
+    assert records[0].text == "first" and records[-1].text == "last"
+    assert all((r.text is None) != (r.error is None) for r in records)
+    assert len(records) == 2 + len(hostile)
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), cut=st.floats(0, 1))
 def test_reading_stops_at_the_stamped_size(tmp_path_factory, data, cut):

@@ -243,8 +243,9 @@ def _read_files(files: Any, *, text_column: str, id_column: str | None) -> Itera
             if len(rows["file"]) == RECORDS_PER_CHUNK * 4:
                 yield pa.Table.from_pydict(rows, schema=schema)
                 rows = {name: [] for name in rows}
-    except BatchError as e:  # a file cannot be read: reported, as data, to the driver
-        failure = {"file": None, "key": None, "text": None, "error": None, "failure": str(e)}
+    except Exception as e:  # reported, as data, to the driver: its cause, not Ray's advice
+        cause = str(e) if isinstance(e, BatchError) else f"{type(e).__name__}: {e}"
+        failure = {"file": None, "key": None, "text": None, "error": None, "failure": cause}
         for name, value in failure.items():
             rows[name].append(value)
     if rows["file"]:

@@ -241,6 +241,10 @@ def _json_record(line: str, key: dict[str, Any], text_column: str, id_column: st
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         return Record(key, error=f"not valid JSON: {e.msg} at character {e.pos}")
+    except RecursionError:  # the parser recurses once per level of nesting
+        return Record(key, error="not valid JSON here: nested too deeply to parse")
+    except ValueError as e:  # e.g. an integer longer than Python converts
+        return Record(key, error=f"not valid JSON here: {e}")
     if not isinstance(obj, dict):
         return Record(key, error=f"a JSON {_json_type(obj)}, not an object")
     if id_column is not None:
