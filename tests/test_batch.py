@@ -90,6 +90,21 @@ def test_command_refuses_ray_options_for_the_local_engine(tmp_path, capsys):
     assert "--num-actors: only for the Ray engine; add --engine ray" in capsys.readouterr().err
 
 
+def test_empty_arguments_are_errors(tmp_path, monkeypatch, capsys):
+    """An unset shell variable gives "": not the current folder, as Path("") would read it."""
+    (tmp_path / "a.txt").write_text("Paris\n")
+    monkeypatch.chdir(tmp_path)
+    cases = {
+        ("", "unused"): "an input is empty (an unset variable?)",
+        ("a.txt", ""): "the model is empty (an unset variable?)",
+    }
+    for (inputs, model), message in cases.items():
+        assert main(batch_argv(inputs, tmp_path / "out", model)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_local_engine_matches_pipeline_and_counts_add_up(tmp_path, small_distilbert, ner, texts):
     expected = write_corpus(tmp_path / "corpus", texts[:60])
     summary = run_batch(tmp_path / "corpus", tmp_path / "out", small_distilbert, id_column="id")

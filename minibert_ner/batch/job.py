@@ -299,6 +299,8 @@ def run_batch(
     BatchError for bad input or options, JobError when the job stops part-way (an output it
     cannot write, a Ray failure); finished files are kept either way.
     """
+    if not str(model):  # Path("") is ".": never a model the user meant
+        raise BatchError("the model is empty (an unset variable?); pass a hub id or folder")
     if engine not in ENGINES:
         raise BatchError(f"unknown engine {engine!r}; use one of {ENGINES}")
     if output_format not in OUTPUT_FORMATS:

@@ -89,6 +89,8 @@ def find_inputs(
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: dict[Path, None] = {}  # insertion-ordered set
     for pattern in patterns:
+        if not str(pattern):  # Path("") is ".": an unset shell variable would label the cwd
+            raise BatchError("an input is empty (an unset variable?); name a file, folder or glob")
         path = Path(pattern).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in INPUT_FORMATS and p.is_file())
