@@ -267,6 +267,30 @@ def test_an_input_that_grows_during_the_run_is_labelled_again(tmp_path, small_di
     assert [r["line"] for r in read_jsonl(tmp_path / "out" / "log.jsonl")] == [1, 2, 3, 4]
 
 
+def test_an_input_deleted_during_the_run_is_reported_and_the_rest_finish(
+    tmp_path, small_distilbert
+):
+    """Deleted after planning: reported as changed (exit status 3), no output published for it,
+    and the files before and after it are labelled and kept."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b", "c"):
+        (corpus / f"{name}.txt").write_text("Paris\nBerlin\n")
+
+    def delete(line: str) -> None:  # after planning (and stamping), before reading
+        if "to do" in line:
+            (corpus / "b.txt").unlink()
+
+    log = HookedLog(delete)
+    summary = run_batch(corpus, tmp_path / "out", small_distilbert, log=log)
+    assert summary.changed == [corpus / "b.txt"]
+    assert (summary.exit_status, summary.counts.records) == (EXIT_INCOMPLETE, 4)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jsonl")) == ["a.jsonl", "c.jsonl"]
+    assert any("b.txt was deleted while the job ran" in line for line in log.lines)
+    again = run_batch(corpus, tmp_path / "out", small_distilbert)
+    assert (again.files, again.skipped, again.exit_status) == (0, 2, 0)
+
+
 # --- where outputs go ---------------------------------------------------------------------------
 
 

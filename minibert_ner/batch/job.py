@@ -184,6 +184,13 @@ class ProgressLog:
                 "label it as it is now"
             )
 
+    def gone(self, source: Path) -> None:
+        self.done += 1
+        self.say(
+            f"[{self.done}/{self.total} files] {source} was deleted while the job ran: no "
+            "output for it; the other files go on"
+        )
+
 
 def write_results(
     jobs: Sequence[FileJob],
@@ -211,8 +218,14 @@ def write_results(
                     jobs[index], output_format=output_format, strategy=strategy, id_column=id_column
                 )
             if record is None:  # the file's end mark
-                current.commit()
                 job = current.job
+                if not job.source.exists():  # deleted while the job ran: nothing to publish
+                    current.abort()
+                    changed.append(job.source)
+                    progress.gone(job.source)
+                    current, finished = None, finished + 1
+                    continue
+                current.commit()
                 folder.finished(job, current.counts)
                 total.add(current.counts)
                 is_changed = _stamp_now(job.source) != job.stamp

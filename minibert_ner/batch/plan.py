@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BatchError
 from ..writers import WRITERS
 from .records import Record, read_records
 
@@ -98,10 +99,17 @@ def job_records(
     files: Iterable[tuple[int, str | Path, int]], *, text_column: str, id_column: str | None
 ) -> Iterator[tuple[int, Record | None]]:
     """(index, record) for every record of each file (its index, path and stamped size; read up
-    to that size), in order, each file followed by its end mark (index, None)."""
+    to that size), in order, each file followed by its end mark (index, None). A file deleted
+    since it was stamped has no records: the writer finds it gone and reports it as changed."""
     for index, path, size in files:
-        for record in read_records(path, text_column=text_column, id_column=id_column, size=size):
-            yield index, record
+        try:
+            for record in read_records(
+                path, text_column=text_column, id_column=id_column, size=size
+            ):
+                yield index, record
+        except BatchError as e:
+            if not isinstance(e.__cause__, FileNotFoundError):
+                raise
         yield index, None
 
 
