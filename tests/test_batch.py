@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,41 @@ def test_resume_skips_finished_files(tmp_path, small_distilbert, texts):
     assert run_batch(corpus, out, small_distilbert).skipped == 2
     with pytest.raises(BatchError, match="other options.*word_grouping"):
         run_batch(corpus, out, small_distilbert, word_grouping="word_ids")
+
+
+def test_the_model_is_known_by_what_it_holds(tmp_path, small_distilbert):
+    """Weights replaced at the same path are another model: refused like any option change,
+    before the model loads; the same files touched still match, and a manifest written before
+    fingerprints were kept resumes."""
+    model, out = tmp_path / "model", tmp_path / "out"
+    shutil.copytree(small_distilbert, model)
+    (tmp_path / "a.txt").write_text("Paris\n")
+    assert run_batch(tmp_path / "a.txt", out, model).files == 1
+    for path in model.iterdir():
+        os.utime(path)  # touched, or copied without keeping times: the same model
+    assert run_batch(tmp_path / "a.txt", out, model).skipped == 1
+
+    manifest = out / "manifest.json"
+    saved = json.loads(manifest.read_text("utf-8"))
+    assert saved["options"]["model_fingerprint"] == batch.model_fingerprint(model)
+    del saved["options"]["model_fingerprint"]
+    manifest.write_text(json.dumps(saved), "utf-8")
+    assert run_batch(tmp_path / "a.txt", out, model).skipped == 1  # unknown then: accepted
+
+    weights = model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one weight, in the middle of the file
+    weights.write_bytes(bytes(data))
+    changed = run_batch(tmp_path / "a.txt", tmp_path / "out2", model)  # stores the new one
+    assert changed.files == 1
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BatchError, match="other options.*model_fingerprint"):
+        run_batch(tmp_path / "a.txt", tmp_path / "out2", model)
+    weights.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 1]))  # as stored in out2 again
+    (model / "config.json").write_text((model / "config.json").read_text() + " ")
+    with pytest.raises(BatchError, match="other options.*model_fingerprint"):
+        run_batch(tmp_path / "a.txt", tmp_path / "out2", model)
 
 
 def test_an_input_that_grows_during_the_run_is_labelled_again(tmp_path, small_distilbert):

@@ -21,6 +21,7 @@ recorded in the manifest, so a run that stops, however it stops, resumes where i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ __all__ = [
     "Engine",
     "EXIT_INCOMPLETE",
     "BatchSummary",
+    "FINGERPRINT_BYTES",
     "ProgressLog",
+    "model_fingerprint",
     "run_batch",
     "run_options",
     "write_results",
@@ -259,6 +262,32 @@ def _stamp_now(path: Path) -> Stamp | None:
         return None  # gone: changed
 
 
+# Bytes hashed from each end of a model file: any retrained or replaced weights differ there
+# (a safetensors file starts with its header, then tensor data), at the cost of 4 MiB a file.
+FINGERPRINT_BYTES = 2 << 20
+
+
+def model_fingerprint(folder: Path) -> str:
+    """What a local model folder holds, cheaply: a SHA-256 over each file's name and size and
+    its first and last FINGERPRINT_BYTES (all of it when smaller), so that the same files
+    copied elsewhere or touched match, and any other config, weights or tokenizer do not."""
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue  # hidden files (a hub cache's locks) and subfolders are not the model
+            size = path.stat().st_size
+            digest.update(f"{path.name}\0{size}\0".encode())
+            with open(path, "rb") as f:
+                digest.update(f.read(FINGERPRINT_BYTES))
+                if size > 2 * FINGERPRINT_BYTES:
+                    f.seek(size - FINGERPRINT_BYTES)
+                digest.update(f.read(FINGERPRINT_BYTES))  # the rest of a smaller file
+    except OSError as e:
+        raise BatchError(f"cannot read the model folder {folder}: {e.strerror or e}") from e
+    return digest.hexdigest()[:16]
+
+
 def run_options(
     model: str | Path,
     output_format: str,
@@ -268,10 +297,14 @@ def run_options(
 ) -> dict[str, Any]:
     """The settings that decide the output's content, as stored in (and checked against) the
     manifest: the pipeline options that change the output (`PipelineOptions.output_fields`), and
-    the model, a local folder as an absolute path, so that `./m` and `/abs/m` match."""
+    the model: a hub id by its name (and `revision`), a local folder by its absolute path, so
+    that `./m` and `/abs/m` match, and by what it holds (`model_fingerprint`), so that weights
+    replaced at the same path are another model."""
     local = Path(model).expanduser()
+    is_folder = local.is_dir()
     return {
-        "model": str(local.resolve()) if local.is_dir() else str(model),
+        "model": str(local.resolve()) if is_folder else str(model),
+        "model_fingerprint": model_fingerprint(local) if is_folder else None,
         "format": output_format,
         "text_column": text_column,
         "id_column": id_column,
@@ -333,8 +366,11 @@ def run_batch(
     sources = find_inputs(inputs, exclude=output_dir)
     named = [inputs] if isinstance(inputs, (str, Path)) else inputs
     named_folders = [Path(p).expanduser() for p in named if Path(p).expanduser().is_dir()]
-    # An output option added since a folder's manifest was written counts as its default there.
-    with OutputFolder(output_dir, manifest_options, PipelineOptions().output_fields()) as folder:
+    # An output option added since a folder's manifest was written counts as its default there;
+    # a manifest without a model fingerprint (written before they were kept) cannot tell: accept.
+    fingerprint = {"model_fingerprint": manifest_options["model_fingerprint"]}
+    defaults = {**PipelineOptions().output_fields(), **fingerprint}
+    with OutputFolder(output_dir, manifest_options, defaults) as folder:
         # Outputs mirror the inputs below a folder named as input (or the inputs' own folder).
         jobs = folder.plan(sources, output_format, named_folders)
         done = [folder.is_done(job) for job in jobs]
