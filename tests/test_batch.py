@@ -327,6 +327,30 @@ def test_an_input_deleted_during_the_run_is_reported_and_the_rest_finish(
     assert (again.files, again.skipped, again.exit_status) == (0, 2, 0)
 
 
+def test_every_input_pointed_at_is_labelled_or_reported(tmp_path, small_distilbert, capsys):
+    """A linked subfolder is walked (once, however many links lead to it, loops included); a
+    FIFO and a dangling link are named on stderr, and the exit status says the job is not
+    complete."""
+    corpus, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    corpus.mkdir()
+    elsewhere.mkdir()
+    (corpus / "a.txt").write_text("Paris\n")
+    (elsewhere / "b.txt").write_text("Berlin\n")
+    (corpus / "linked").symlink_to(elsewhere)
+    (corpus / "again").symlink_to(elsewhere)
+    (elsewhere / "loop").symlink_to(corpus)
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "gone.jsonl").symlink_to(tmp_path / "nothing.jsonl")
+    assert main(batch_argv(corpus, tmp_path / "out", small_distilbert)) == EXIT_INCOMPLETE
+    err = capsys.readouterr().err
+    assert f"cannot read {corpus / 'pipe.txt'}: not a regular file" in err
+    assert f"cannot read {corpus / 'gone.jsonl'}: a link to nothing" in err
+    assert "2 inputs cannot be read (named above): not labelled" in err
+    written = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.jsonl"))
+    # Each file once, placed by what it is (links resolved) below the inputs' common folder.
+    assert written == [Path("corpus/a.jsonl"), Path("elsewhere/b.jsonl")]
+
+
 # --- where outputs go ---------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ size, finding inputs (never in the output folder), and the Parquet writer's decl
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -151,6 +152,76 @@ def test_inputs_are_found_by_what_they_are(tmp_path):
         find_inputs(str(corpus_dir / "*.csv"))
     with pytest.raises(BatchError, match="unknown input type '.md'"):
         find_inputs(corpus_dir / "notes.md")
+
+
+# A generated tree: folders d0..dN (each below an earlier one), entries placed in them.
+_ENTRY = st.tuples(
+    st.sampled_from(["file", "other", "fifo", "dangling", "folder-link", "file-link"]),
+    st.integers(0, 99),  # the folder it is in (modulo the number of folders)
+    st.integers(0, 99),  # what a link points at (modulo the number of folders or files)
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(parents=st.lists(st.integers(0, 99), max_size=5), entries=st.lists(_ENTRY, max_size=14))
+def test_every_file_of_a_tree_is_found_once_or_reported(tmp_path_factory, parents, entries):
+    """Whatever links (to folders, back to an ancestor, dangling), FIFOs and files a tree holds,
+    walking it finds each input file exactly once, reports each FIFO and dangling link by name,
+    and ends."""
+    root = tmp_path_factory.mktemp("tree") / "root"
+    folders = [root]
+    for i, parent in enumerate(parents):
+        folders.append(folders[parent % len(folders)] / f"d{i}")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    files, reported = [], set()
+    for n, (kind, where, target) in enumerate(entries):
+        folder = folders[where % len(folders)]
+        if kind == "file":
+            files.append(folder / f"f{n}.txt")
+            files[-1].write_text("x\n")
+        elif kind == "other":
+            (folder / f"o{n}.md").write_text("not an input\n")
+        elif kind == "fifo":
+            os.mkfifo(folder / f"p{n}.jsonl")
+            reported.add(folder / f"p{n}.jsonl")
+        elif kind == "dangling":
+            (folder / f"l{n}").symlink_to(folder / "nowhere")
+            reported.add(folder / f"l{n}")
+        elif kind == "folder-link":  # to any folder: itself, an ancestor (a loop), a sibling
+            (folder / f"k{n}").symlink_to(folders[target % len(folders)])
+        elif files:
+            (folder / f"k{n}.txt").symlink_to(files[target % len(files)])
+    if not files and not reported:
+        with pytest.raises(BatchError, match="holds no"):
+            corpus.scan_inputs(root)
+        return
+    found = corpus.scan_inputs(root)
+    assert found.files == sorted(files)
+    assert sorted(path for path, _ in found.unreadable) == sorted(reported)
+
+
+def test_what_cannot_be_read_is_reported(tmp_path):
+    """An unreadable folder, a file in it named directly, and an unreadable file: reported by
+    name (testable only where permissions bind: not as root)."""
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "a.txt").write_text("x\n")
+    (tmp_path / "secret.txt").write_text("x\n")
+    (tmp_path / "ok.txt").write_text("x\n")
+    (tmp_path / "locked").chmod(0)
+    (tmp_path / "secret.txt").chmod(0)
+    try:
+        if os.access(tmp_path / "secret.txt", os.R_OK):
+            pytest.skip("permissions do not bind for this user (root)")
+        found = corpus.scan_inputs([tmp_path, tmp_path / "locked" / "a.txt"])
+        assert found.files == [tmp_path / "ok.txt"]
+        assert {path: why for path, why in found.unreadable} == {
+            tmp_path / "locked": "Permission denied",
+            tmp_path / "secret.txt": "permission denied",
+            tmp_path / "locked" / "a.txt": "Permission denied",
+        }
+    finally:
+        (tmp_path / "locked").chmod(0o755)
 
 
 def test_the_output_folder_is_never_an_input(tmp_path):

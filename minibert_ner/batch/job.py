@@ -34,7 +34,7 @@ from ..writers import WRITERS, JsonlWriter, Writer
 from .folder import OutputFolder
 from .local import local_results
 from .plan import FileCounts, FileJob, Result, Stamp
-from .records import OUTPUT_FORMATS, OutputFormat, Record, check_input, find_inputs, key_columns
+from .records import OUTPUT_FORMATS, OutputFormat, Record, check_input, key_columns, scan_inputs
 
 __all__ = [
     "ENGINES",
@@ -109,6 +109,7 @@ class BatchSummary:
     counts: FileCounts = field(default_factory=FileCounts)
     total: FileCounts = field(default_factory=FileCounts)
     changed: list[Path] = field(default_factory=list)  # changed while read: to label again
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (input met, why)
     seconds: float = 0.0
 
     @property
@@ -117,7 +118,7 @@ class BatchSummary:
 
     @property
     def complete(self) -> bool:
-        return self.total.errors == 0 and not self.changed
+        return self.total.errors == 0 and not self.changed and not self.unreadable
 
     @property
     def exit_status(self) -> int:
@@ -139,6 +140,8 @@ class BatchSummary:
         line += f"; {self.seconds:.1f} s ({self.records_per_second:.1f} records/s)"
         if self.changed:
             line += f"; {len(self.changed)} files changed while read: run again to label them"
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} inputs cannot be read (named above): not labelled"
         return line
 
 
@@ -363,7 +366,8 @@ def run_batch(
     options = (options or PipelineOptions()).replace(**changes)
     manifest_options = run_options(model, output_format, text_column, id_column, options)
     output_dir = Path(output_dir).expanduser()
-    sources = find_inputs(inputs, exclude=output_dir)
+    found = scan_inputs(inputs, exclude=output_dir)
+    sources = found.files
     named = [inputs] if isinstance(inputs, (str, Path)) else inputs
     named_folders = [Path(p).expanduser() for p in named if Path(p).expanduser().is_dir()]
     # An output option added since a folder's manifest was written counts as its default there;
@@ -378,11 +382,15 @@ def run_batch(
         for job in todo:
             check_input(job.source, text_column, id_column)
         folder.prepare(todo)
-        summary = BatchSummary(files=len(todo), skipped=len(jobs) - len(todo))
+        summary = BatchSummary(
+            files=len(todo), skipped=len(jobs) - len(todo), unreadable=found.unreadable
+        )
         for job, is_done in zip(jobs, done, strict=True):
             if is_done:
                 summary.total.add(folder.counts(job))
         progress = ProgressLog(log, len(todo))
+        for path, why in found.unreadable:
+            progress.say(f"cannot read {path}: {why}; it is not labelled")
         progress.say(
             f"{len(jobs)} input files: {summary.skipped} already done, {len(todo)} to do "
             f"({engine} engine) -> {output_dir}"

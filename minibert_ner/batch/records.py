@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Iterator, Sequence
+import os
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -42,6 +44,7 @@ from ..writers import (
 
 __all__ = [
     "INPUT_FORMATS",
+    "Inputs",
     "OUTPUT_FORMATS",
     "JsonlWriter",
     "OutputFormat",
@@ -53,6 +56,7 @@ __all__ = [
     "key_columns",
     "publish",
     "read_records",
+    "scan_inputs",
     "require_pyarrow",
     "temporary_path",
 ]
@@ -74,12 +78,32 @@ class Record:
     error: str | None = None  # why the record cannot be labelled; None for a good record
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The input files found (absolute, links resolved, sorted, no duplicates), and what was met
+    on the way that cannot be read: (path as met, why), to report by name."""
+
+    files: list[Path]
+    unreadable: list[tuple[Path, str]]
+
+
 def find_inputs(
     patterns: str | Path | Sequence[str | Path], *, exclude: str | Path | None = None
 ) -> list[Path]:
+    """The input files of `scan_inputs` (what cannot be read is left out: use `scan_inputs` to
+    report it)."""
+    return scan_inputs(patterns, exclude=exclude).files
+
+
+def scan_inputs(
+    patterns: str | Path | Sequence[str | Path], *, exclude: str | Path | None = None
+) -> Inputs:
     """The input files named by paths, folders (their files with a known suffix, recursively) or
     glob patterns (`corpus/*.jsonl`, `data/**/*.parquet`), as absolute paths with links resolved
-    (a file is what it is, however it was named), sorted and without duplicates.
+    (a file is what it is, however it was named), sorted and without duplicates; and what cannot
+    be read (an unreadable folder or file, a FIFO, a dangling link, a path below a folder that
+    cannot be entered), by name. Folders are walked following links, each folder once (a link
+    back to a folder walked already, as in a loop, is not walked again).
 
     Files inside the folder `exclude` (the job's output folder) are never inputs: a folder or glob
     that reaches into it leaves them out, and naming one of them is an error.
@@ -88,29 +112,37 @@ def find_inputs(
         patterns = [patterns]
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: dict[Path, None] = {}  # insertion-ordered set
+    unreadable: list[tuple[Path, str]] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of the folders walked
     for pattern in patterns:
         if not str(pattern):  # Path("") is ".": an unset shell variable would label the cwd
             raise BatchError("an input is empty (an unset variable?); name a file, folder or glob")
         path = Path(pattern).expanduser()
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in INPUT_FORMATS and p.is_file())
-            files = [p.resolve() for p in files]
+        try:
+            is_dir, exists = path.is_dir(), os.path.lexists(path)
+        except OSError as e:  # below a folder that cannot be entered
+            unreadable.append((path, e.strerror or str(e)))
+            continue
+        if is_dir:
+            before = len(unreadable)
+            files = [p.resolve() for p in _walk(path, skip, seen, unreadable)]
             if skip is not None:
                 files = [p for p in files if not p.is_relative_to(skip)]
-            if not files:
+            if not files and len(unreadable) == before:
                 outside = f" outside the output folder {skip}" if skip else ""
                 raise BatchError(f"folder {path} holds no {_suffixes()} files{outside}")
-        elif path.is_file():
-            files = [path.resolve()]
-            if skip is not None and files[0].is_relative_to(skip):
+        elif exists:
+            files = [p.resolve() for p in _readable([path], unreadable)]
+            if skip is not None and files and files[0].is_relative_to(skip):
                 raise BatchError(
                     f"input {path} is inside the output folder {skip}; results are not read "
                     "back as inputs: move it, or pass another --output"
                 )
         else:
-            named = (Path(p) for p in glob.glob(str(path), recursive=True))
-            files = sorted(p.resolve() for p in named if p.is_file())
-            if not files:
+            named = (Path(p) for p in glob.glob(str(path), recursive=True) if not os.path.isdir(p))
+            before = len(unreadable)
+            files = sorted(p.resolve() for p in _readable(named, unreadable))
+            if not files and len(unreadable) == before:
                 raise BatchError(f"no input file matches {str(pattern)!r}")
             if skip is not None:
                 files = [p for p in files if not p.is_relative_to(skip)]
@@ -125,7 +157,55 @@ def find_inputs(
                     f"{_suffixes()} (text lines, JSON lines, Parquet)"
                 )
             found[file] = None
-    return sorted(found)
+    return Inputs(sorted(found), unreadable)
+
+
+def _walk(
+    folder: Path, skip: Path | None, seen: set[tuple[int, int]], unreadable: list[tuple[Path, str]]
+) -> Iterator[Path]:
+    """The files with an input suffix below `folder`, following links to folders, each folder
+    once; what cannot be read goes to `unreadable`."""
+    try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen or (skip is not None and folder.resolve() == skip):
+            return  # walked already (two links to it, or a loop), or the output folder
+        seen.add((info.st_dev, info.st_ino))
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as e:
+        unreadable.append((folder, e.strerror or str(e)))
+        return
+    candidates = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()  # follows a link
+        except OSError:
+            is_dir = False  # found unreadable below
+        if is_dir:
+            yield from _walk(path, skip, seen, unreadable)
+        elif path.suffix in INPUT_FORMATS or (entry.is_symlink() and not path.exists()):
+            candidates.append(path)
+    yield from _readable(candidates, unreadable)
+
+
+def _readable(paths: Iterable[Path], unreadable: list[tuple[Path, str]]) -> Iterator[Path]:
+    """The paths that are regular files this process may read; the others go to `unreadable`
+    with the reason."""
+    for path in paths:
+        try:
+            info = path.stat()  # follows a link
+        except FileNotFoundError:
+            unreadable.append((path, "a link to nothing" if path.is_symlink() else "gone"))
+            continue
+        except OSError as e:
+            unreadable.append((path, e.strerror or str(e)))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            unreadable.append((path, "not a regular file (a FIFO, socket or device)"))
+        elif not os.access(path, os.R_OK):
+            unreadable.append((path, "permission denied"))
+        else:
+            yield path
 
 
 def _suffixes() -> str:
