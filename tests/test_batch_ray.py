@@ -302,7 +302,7 @@ def test_tag_dataset_can_carry_failures_as_data(ray_session, tmp_path, minilm):
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
-def test_an_input_gone_before_it_is_read_stops_the_job_in_one_line(
+def test_an_input_gone_before_it_is_read_is_reported_and_the_rest_finish(
     request, engine, tmp_path, small_distilbert
 ):
     from .test_batch import HookedLog
@@ -318,9 +318,12 @@ def test_an_input_gone_before_it_is_read_stops_the_job_in_one_line(
         if "to do" in line:
             (corpus / "b.txt").unlink()
 
-    with pytest.raises(BatchError, match=r"cannot read .*b\.txt"):
-        run_batch(corpus, tmp_path / "out", small_distilbert, engine=engine, log=HookedLog(remove))
+    log = HookedLog(remove)
+    gone = run_batch(corpus, tmp_path / "out", small_distilbert, engine=engine, log=log)
+    assert (gone.changed, gone.exit_status) == ([corpus / "b.txt"], EXIT_INCOMPLETE)
+    assert (tmp_path / "out" / "a.jsonl").is_file()
     assert not (tmp_path / "out" / "b.jsonl").exists()
+    assert any("b.txt was deleted while the job ran" in line for line in log.lines)
     (corpus / "b.txt").write_text("Rome\n")  # back: the next run finishes the job
     summary = run_batch(corpus, tmp_path / "out", small_distilbert, engine=engine)
     assert (summary.total.records, summary.exit_status) == (2, 0)
