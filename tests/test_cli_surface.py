@@ -329,6 +329,23 @@ def test_a_full_disk_and_a_closed_pipe_end_in_one_line(ner_model_dir):
     assert r.stderr == b"", r.stderr
 
 
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "table", "conll"])
+def test_a_reader_that_goes_away_ends_every_format_alike(fmt, ner_model_dir, tmp_path):
+    """Output larger than a pipe holds, its reader gone after one byte: 141 (128 + SIGPIPE),
+    silently, whatever the format (a JSON array held until whole included)."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Berlin is big\n" * 3000, "utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", fmt,
+         "--file", str(texts)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    assert process.stdout.read(1)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 141 and err == b"", err
+
+
 def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     process = subprocess.Popen(
         [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", "jsonl"],
