@@ -346,6 +346,16 @@ def test_a_reader_that_goes_away_ends_every_format_alike(fmt, ner_model_dir, tmp
     assert process.wait(timeout=300) == 141 and err == b"", err
 
 
+def test_output_to_a_device_is_written_through(ner_model_dir, tmp_path):
+    """-o /dev/stdout, -o /dev/null: written as the shell's `>` writes them, never replaced."""
+    r = run_cli("-m", str(ner_model_dir), "--format", "jsonl", "-o", "/dev/stdout", "Berlin")
+    assert r.returncode == 0 and json.loads(r.stdout)["text"] == "Berlin", r.stderr
+    data = tmp_path / "data.conll"
+    data.write_text("Berlin B-LOC\nis O\n\n", "utf-8")
+    r = run_cli("evaluate", "-m", str(ner_model_dir), "--data", str(data), "-o", "/dev/null")
+    assert r.returncode == 0 and Path("/dev/null").is_char_device(), r.stderr
+
+
 def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     process = subprocess.Popen(
         [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", "jsonl"],
