@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -469,3 +470,46 @@ def test_an_output_file_that_cannot_be_written_ends_in_one_line_and_is_absent(
         f"minibert-ner: error: cannot write to {out}: File too large"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 KiB tmpfs (mounting needs root: skipped where it is refused)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode().strip())
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_unfinished(ner_model_dir, small_disk):
+    """ENOSPC while writing -o (label, evaluate --json, inspect's figures): one line, exit 1, no
+    temporary and no file cut short."""
+    model = str(ner_model_dir)
+    data = small_disk.parent / "data.conll"
+    data.write_text("Berlin B-LOC\nis O\n\n", "utf-8")
+    texts = small_disk.parent / "texts.txt"
+    texts.write_text("Berlin is big\n" * 1000, "utf-8")
+    with open(small_disk / "fill", "wb") as fill, suppress(OSError):
+        fill.write(b"x" * 1024 * 1024)  # the disk is full now
+    fill_size = (small_disk / "fill").stat().st_size
+    commands = {
+        "out.jsonl": ["-m", model, "--file", str(texts), "-o", str(small_disk / "out.jsonl")],
+        "e.json": ["evaluate", "-m", model, "--data", str(data), "--json",
+                   str(small_disk / "e.json")],
+        "figures": ["inspect", "-m", model, "-o", str(small_disk / "figures"), "Berlin"],
+    }  # fmt: skip
+    for name, argv in commands.items():
+        r = run_cli(*argv)
+        err = r.stderr.decode().strip().splitlines()
+        assert r.returncode == 1 and len(err) == 1, err
+        assert err[0].startswith(f"minibert-ner: error: cannot write to {small_disk / name}"), err
+        assert err[0].endswith(": No space left on device"), err
+        left = [p.name for p in small_disk.rglob("*") if p.is_file()]
+        assert left == ["fill"] and (small_disk / "fill").stat().st_size == fill_size, left

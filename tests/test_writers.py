@@ -260,9 +260,11 @@ def test_output_file_refuses_what_cannot_be_opened_in_one_line(tmp_path):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "sock"))
     try:
-        with pytest.raises(InputError, match="cannot write --output .*sock: "):
-            with output_file(str(tmp_path / "sock")):
-                pass
+        with (
+            pytest.raises(InputError, match="cannot write --output .*sock: "),
+            output_file(str(tmp_path / "sock")),
+        ):
+            pass
     finally:
         sock.close()
 
