@@ -373,6 +373,25 @@ def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     assert b"Traceback" not in err
 
 
+def test_sighup_stops_like_sigterm_and_leaves_no_temporary(ner_model_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "-o", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    process.stdin.write(b"Berlin\n")  # it waits for more input, its temporary open
+    process.stdin.flush()
+    for _ in range(1200):  # the temporary is there once the signal handlers are
+        if list(tmp_path.iterdir()) or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 129, err
+    assert err.decode().strip().splitlines()[-1] == "minibert-ner: hung up"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_skip_invalid_labels_the_rest_and_says_what_it_skipped(ner_model_dir, capsys, monkeypatch):
     lines = [b"Berlin", b"bad \xff", b"Paris", b"\xc3\x28 also bad", b"Rome"]
     stdin = b"\n".join(lines) + b"\n"
