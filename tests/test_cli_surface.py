@@ -289,6 +289,12 @@ FAILURES = [
         "is a file; give a folder",
     ),  # fmt: skip
     (["evaluate", "-m", "{model}", "--data", "{tmp}/none.conll"], b"", 2, "none.conll"),
+    (
+        ["evaluate", "-m", "{model}", "--data", "{conll}", "-o", "{tmp}/r", "--json", "{tmp}/r"],
+        b"",
+        2,
+        "--output and --json are both",
+    ),
 ]
 
 
