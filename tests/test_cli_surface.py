@@ -289,6 +289,8 @@ FAILURES = [
         "is a file; give a folder",
     ),  # fmt: skip
     (["evaluate", "-m", "{model}", "--data", "{tmp}/none.conll"], b"", 2, "none.conll"),
+    (["-m", "{model}", "--revision", "v1", "x"], b"", 2, "revision 'v1' picks a version of a hub"),
+    (["inspect", "-m", "{model}", "--revision", "v1", "x"], b"", 2, "is a local folder"),
     (
         ["evaluate", "-m", "{model}", "--data", "{conll}", "-o", "{tmp}/r", "--json", "{tmp}/r"],
         b"",
