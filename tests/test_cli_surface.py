@@ -516,8 +516,8 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing_unfinished(ner_model_dir, small_disk):
-    """ENOSPC while writing -o (label, evaluate --json, inspect's figures): one line, exit 1, no
-    temporary and no file cut short."""
+    """ENOSPC while writing -o (label, evaluate --json, inspect's figures, train's model): one
+    line, exit 1, no temporary and no file cut short."""
     model = str(ner_model_dir)
     data = small_disk.parent / "data.conll"
     data.write_text("Berlin B-LOC\nis O\n\n", "utf-8")
@@ -531,10 +531,14 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_unfinished(ner_model_dir, sm
         "e.json": ["evaluate", "-m", model, "--data", str(data), "--json",
                    str(small_disk / "e.json")],
         "figures": ["inspect", "-m", model, "-o", str(small_disk / "figures"), "Berlin"],
+        "run": ["train", "-m", model, "--train", str(data), "--valid", str(data), "--epochs",
+                "1", "-o", str(small_disk / "run")],
     }  # fmt: skip
     for name, argv in commands.items():
         r = run_cli(*argv)
         err = r.stderr.decode().strip().splitlines()
+        if name == "run":  # train reports its epochs first
+            err = [line for line in err if line.startswith("minibert-ner:")]
         assert r.returncode == 1 and len(err) == 1, err
         assert err[0].startswith(f"minibert-ner: error: cannot write to {small_disk / name}"), err
         assert err[0].endswith(": No space left on device"), err
