@@ -279,8 +279,8 @@ def save_model(model: Model, folder: str | Path) -> None:
         save_file(tensors, file.stream.name, metadata={"format": "pt"})
         file.commit()
     except SafetensorError as e:  # an I/O error, as an OSError that names the file
-        code = re.search(r"os error (\d+)", str(e))
-        errno = int(code.group(1)) if code else None
-        raise OSError(errno, os.strerror(errno) if errno else str(e), str(path)) from e
+        found = re.search(r"os error (\d+)", str(e))
+        number = int(found.group(1)) if found else None
+        raise OSError(number, os.strerror(number) if number else str(e), str(path)) from e
     finally:
         file.abort()

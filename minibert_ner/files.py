@@ -64,7 +64,7 @@ class AtomicFile:
             self.path = Path(os.path.realpath(path))  # a link stays: the file it names is new
             self.tmp = temporary_path(self.path)
         mode, encoding = ("wb", None) if binary else ("w", "utf-8")
-        # until commit
+        # Open until commit or abort.
         self.stream: IO[Any] = open(self.tmp or self.path, mode, encoding=encoding)  # noqa: SIM115
 
     def commit(self) -> None:
