@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -29,6 +30,7 @@ from .deberta import DebertaTokenClassifier
 from .devices import resolve_dtype
 from .errors import CheckpointError
 from .families import FAMILIES, Model
+from .files import AtomicFile
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
 
@@ -268,5 +270,17 @@ def save_model(model: Model, folder: str | Path) -> None:
         )
         tensors[name] = tensor.detach().to("cpu").contiguous()
     config.save(out)
-    # metadata format=pt: transformers refuses safetensors files without it.
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    path = out / "model.safetensors"
+    # Whole or not at all, by files.py's rules (a link stays, a device is written through);
+    # safetensors writes the file by its name.
+    file = AtomicFile(path, binary=True)
+    try:
+        # metadata format=pt: transformers refuses safetensors files without it.
+        save_file(tensors, file.stream.name, metadata={"format": "pt"})
+        file.commit()
+    except SafetensorError as e:  # an I/O error, as an OSError that names the file
+        found = re.search(r"os error (\d+)", str(e))
+        number = int(found.group(1)) if found else None
+        raise OSError(number, os.strerror(number) if number else str(e), str(path)) from e
+    finally:
+        file.abort()

@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .families import FAMILIES, Family
+from .files import AtomicFile
 
 __all__ = [
     "ACTIVATIONS",
@@ -288,8 +289,8 @@ class ModelConfig:
         return out
 
     def save(self, folder: str | Path) -> None:
-        path = Path(folder) / "config.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", "utf-8")
+        with AtomicFile(Path(folder) / "config.json") as out:
+            out.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 # Our field -> the Python type its config.json value must have (JSON: number, string, boolean).

@@ -5,7 +5,16 @@ and `publish`es it, flushed to disk and renamed in one step, once it is complete
 the temporary is removed. So whoever reads a file under its final name reads it whole, and a
 run that fails, is interrupted or is killed leaves no file cut short. Every command and batch
 job that writes a result file writes it through here: this is the one place that decides how a
-file is replaced. It imports nothing of ours.
+file is replaced, by what the path is:
+
+    a regular file, or nothing yet   written under the temporary name, then renamed over it
+    a symbolic link                  the same for the file it points to; the link stays
+    a device, a pipe (FIFO), other   written through, as the shell's `>` writes it: no
+                                     temporary, no rename (/dev/null, /dev/stdout are never
+                                     replaced); one that cannot be opened (a socket) is an
+                                     OSError
+
+It imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["AtomicFile", "publish", "temporary_path"]
+__all__ = ["AtomicFile", "is_special", "publish", "temporary_path"]
 
 
 def temporary_path(path: Path) -> Path:
@@ -30,6 +39,12 @@ def publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def is_special(path: Path) -> bool:
+    """Whether `path` is something other than a regular file, a folder or nothing (a device, a
+    pipe, a socket): what is written to it goes through, never by a rename."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 class AtomicFile:
     """A file written at `temporary_path(path)` (UTF-8 text, or bytes with `binary=True`) and
     renamed to `path` by `commit()`; `abort()` removes it. As a context manager: the stream to
@@ -38,19 +53,25 @@ class AtomicFile:
         with AtomicFile(path) as out:
             out.write(text)
 
-    The folder must exist; OSError when the temporary cannot be created.
+    A symbolic link: the file it points to is written so (`path` is that file). A device or a
+    pipe: written directly (`tmp` is None). The folder must exist; OSError when the temporary
+    (or the device) cannot be opened.
     """
 
     def __init__(self, path: str | Path, *, binary: bool = False) -> None:
-        self.path = Path(path)
-        self.tmp = temporary_path(self.path)
+        self.path, self.tmp = Path(path), None
+        if not is_special(self.path):  # (/dev/stdout is a link to one: opened as it is)
+            self.path = Path(os.path.realpath(path))  # a link stays: the file it names is new
+            self.tmp = temporary_path(self.path)
         mode, encoding = ("wb", None) if binary else ("w", "utf-8")
-        self.stream: IO[Any] = open(self.tmp, mode, encoding=encoding)  # noqa: SIM115 (until commit)
+        # Open until commit or abort.
+        self.stream: IO[Any] = open(self.tmp or self.path, mode, encoding=encoding)  # noqa: SIM115
 
     def commit(self) -> None:
         """Close the temporary and publish it as `path` (OSError if that fails: then `abort`)."""
         self.stream.close()
-        publish(self.tmp, self.path)
+        if self.tmp is not None:
+            publish(self.tmp, self.path)
 
     def abort(self) -> None:
         """Close and remove the temporary; `path` is left as it was. Safe after `commit`."""
@@ -59,7 +80,8 @@ class AtomicFile:
         except OSError:
             pass  # the write that failed fails again on close; the file goes anyway
         finally:
-            self.tmp.unlink(missing_ok=True)
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> IO[Any]:
         return self.stream

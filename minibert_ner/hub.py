@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import InputError, ModelNotFoundError
 
 __all__ = [
     "TOKENIZER_FILES",
@@ -45,9 +45,16 @@ def resolve_folder(
     files: list[str] | None = None,
 ) -> Path:
     """The local folder holding a model: `name_or_path` itself if it is a folder, else the cached
-    hub snapshot of that repo id (downloading `files`, glob patterns, when online and missing)."""
+    hub snapshot of that repo id (downloading `files`, glob patterns, when online and missing).
+    A revision with a local folder is an InputError: a folder has one version, and ignoring the
+    revision would label with a model the caller did not ask for."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        if revision:
+            raise InputError(
+                f"revision {revision!r} picks a version of a hub model, but {path} is a local "
+                "folder (one version); drop --revision, or give the hub id"
+            )
         return path
     if path.exists():
         raise ModelNotFoundError(

@@ -100,7 +100,7 @@ class Embeddings(nn.Module):
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> position ids, (T,) or (B, T).
 
-        BERT and DistilBERT: 0..T-1 whatever the tokens. The RoBERTa family (fairseq's
+        Every family but the RoBERTa family: 0..T-1 whatever the tokens. The RoBERTa family (fairseq's
         make_positions): real tokens are numbered from pad_token_id + 1, counting real tokens
         only, and every padding token gets pad_token_id.
         """

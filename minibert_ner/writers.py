@@ -141,9 +141,11 @@ class JsonWriter(Writer):
 
     def close(self) -> None:
         if self.held is not None:
-            self.out.write("[\n" + ",\n".join(self.held) + "\n]\n" if self.held else "[]\n")
-        else:
-            self.out.write("[]\n" if self.count == 0 else "\n]\n")
+            # Line by line, as unheld: one write larger than a pipe holds can be cut short
+            # without an error, and a reader that went away would go unnoticed.
+            for i, line in enumerate(self.held):
+                self.out.write(("[\n" if i == 0 else ",\n") + line)
+        self.out.write("[]\n" if self.count == 0 else "\n]\n")
         super().close()
 
 

@@ -31,8 +31,11 @@ def generate() -> str:
         "Exit statuses, for every subcommand: 0 done; 2 bad arguments or input (one line on "
         "stderr says what and what to do); 1 a job stopped part-way or its output cannot be "
         "written; 3 finished, but some records or lines were skipped (`batch`, `label "
-        "--skip-invalid`); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 the output's "
-        "reader went away (`| head`).\n",
+        "--skip-invalid`); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up "
+        "(SIGHUP); 141 the output's reader went away (`| head`), whatever the format. `-o PATH`: "
+        "a file appears whole or not at all (no temporary is left, also after a signal); a "
+        "symbolic link stays and the file it names is replaced; a device or a pipe (`/dev/null`, "
+        "`/dev/stdout`, a FIFO) is written through, never replaced.\n",
         f"## {PROG}\n\n```text\n{build_parser('label', prog=PROG).format_help()}```\n",
     ]
     for name in SUBCOMMANDS:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,14 @@ FAILURES = [
         "is a file; give a folder",
     ),  # fmt: skip
     (["evaluate", "-m", "{model}", "--data", "{tmp}/none.conll"], b"", 2, "none.conll"),
+    (["-m", "{model}", "--revision", "v1", "x"], b"", 2, "revision 'v1' picks a version of a hub"),
+    (["inspect", "-m", "{model}", "--revision", "v1", "x"], b"", 2, "is a local folder"),
+    (
+        ["evaluate", "-m", "{model}", "--data", "{conll}", "-o", "{tmp}/r", "--json", "{tmp}/r"],
+        b"",
+        2,
+        "--output and --json are both",
+    ),
 ]
 
 
@@ -329,6 +338,33 @@ def test_a_full_disk_and_a_closed_pipe_end_in_one_line(ner_model_dir):
     assert r.stderr == b"", r.stderr
 
 
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "table", "conll"])
+def test_a_reader_that_goes_away_ends_every_format_alike(fmt, ner_model_dir, tmp_path):
+    """Output larger than a pipe holds, its reader gone after one byte: 141 (128 + SIGPIPE),
+    silently, whatever the format (a JSON array held until whole included)."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Berlin is big\n" * 3000, "utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", fmt,
+         "--file", str(texts)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    assert process.stdout.read(1)
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 141 and err == b"", err
+
+
+def test_output_to_a_device_is_written_through(ner_model_dir, tmp_path):
+    """-o /dev/stdout, -o /dev/null: written as the shell's `>` writes them, never replaced."""
+    r = run_cli("-m", str(ner_model_dir), "--format", "jsonl", "-o", "/dev/stdout", "Berlin")
+    assert r.returncode == 0 and json.loads(r.stdout)["text"] == "Berlin", r.stderr
+    data = tmp_path / "data.conll"
+    data.write_text("Berlin B-LOC\nis O\n\n", "utf-8")
+    r = run_cli("evaluate", "-m", str(ner_model_dir), "--data", str(data), "-o", "/dev/null")
+    assert r.returncode == 0 and Path("/dev/null").is_char_device(), r.stderr
+
+
 def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     process = subprocess.Popen(
         [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", "jsonl"],
@@ -343,6 +379,25 @@ def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     assert process.returncode == 143, err
     assert err.decode().strip().splitlines()[-1] == "minibert-ner: terminated"
     assert b"Traceback" not in err
+
+
+def test_sighup_stops_like_sigterm_and_leaves_no_temporary(ner_model_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "-o", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    process.stdin.write(b"Berlin\n")  # it waits for more input, its temporary open
+    process.stdin.flush()
+    for _ in range(1200):  # the temporary is there once the signal handlers are
+        if list(tmp_path.iterdir()) or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 129, err
+    assert err.decode().strip().splitlines()[-1] == "minibert-ner: hung up"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_skip_invalid_labels_the_rest_and_says_what_it_skipped(ner_model_dir, capsys, monkeypatch):
@@ -442,3 +497,50 @@ def test_an_output_file_that_cannot_be_written_ends_in_one_line_and_is_absent(
         f"minibert-ner: error: cannot write to {out}: File too large"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 KiB tmpfs (mounting needs root: skipped where it is refused)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + mounted.stderr.decode().strip())
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_unfinished(ner_model_dir, small_disk):
+    """ENOSPC while writing -o (label, evaluate --json, inspect's figures, train's model): one
+    line, exit 1, no temporary and no file cut short."""
+    model = str(ner_model_dir)
+    data = small_disk.parent / "data.conll"
+    data.write_text("Berlin B-LOC\nis O\n\n", "utf-8")
+    texts = small_disk.parent / "texts.txt"
+    texts.write_text("Berlin is big\n" * 1000, "utf-8")
+    with open(small_disk / "fill", "wb") as fill, suppress(OSError):
+        fill.write(b"x" * 1024 * 1024)  # the disk is full now
+    fill_size = (small_disk / "fill").stat().st_size
+    commands = {
+        "out.jsonl": ["-m", model, "--file", str(texts), "-o", str(small_disk / "out.jsonl")],
+        "e.json": ["evaluate", "-m", model, "--data", str(data), "--json",
+                   str(small_disk / "e.json")],
+        "figures": ["inspect", "-m", model, "-o", str(small_disk / "figures"), "Berlin"],
+        "run": ["train", "-m", model, "--train", str(data), "--valid", str(data), "--epochs",
+                "1", "-o", str(small_disk / "run")],
+    }  # fmt: skip
+    for name, argv in commands.items():
+        r = run_cli(*argv)
+        err = r.stderr.decode().strip().splitlines()
+        if name == "run":  # train reports its epochs first
+            err = [line for line in err if line.startswith("minibert-ner:")]
+        assert r.returncode == 1 and len(err) == 1, err
+        assert err[0].startswith(f"minibert-ner: error: cannot write to {small_disk / name}"), err
+        assert err[0].endswith(": No space left on device"), err
+        left = [p.name for p in small_disk.rglob("*") if p.is_file()]
+        assert left == ["fill"] and (small_disk / "fill").stat().st_size == fill_size, left

@@ -107,6 +107,17 @@ def test_equal_options_are_equal_however_given():
         PipelineOptions(dtype=torch.float64)
 
 
+def test_pipeline_options_as_a_dict_are_checked_as_fields_by_name(small_distilbert):
+    ner = pipeline(small_distilbert, options={"aggregation_strategy": "max"})
+    assert ner.options == PipelineOptions(aggregation_strategy="max")
+    ner = pipeline(small_distilbert, options={"aggregation_strategy": "max"}, ignore_labels=[])
+    assert ner.options == PipelineOptions(aggregation_strategy="max", ignore_labels=())
+    with pytest.raises(InputError, match="frobnicate"):
+        pipeline(small_distilbert, options={"frobnicate": 1})
+    with pytest.raises(InputError, match="options is a list; give a PipelineOptions, a dict"):
+        pipeline(small_distilbert, options=["max"])
+
+
 def test_the_manifest_holds_what_changes_the_output_and_never_the_token(tmp_path):
     options = PipelineOptions(batch_size=4, device="cpu", compile=True, token="hf_secret")
     saved = run_options(tmp_path, "jsonl", "text", None, options)

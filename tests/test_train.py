@@ -143,6 +143,9 @@ def test_bad_input(tiny_base, splits, tmp_path):
         run_training(tiny_base, (train_split, [Sentence(["Euro"], ["B-EVENT"])]), tmp_path)
     with pytest.raises(DataError, match="at least one train"):
         run_training(tiny_base, ([], valid_split), tmp_path)
+    all_o = [Sentence(["Euro", "zone"], ["O", "O"])]
+    with pytest.raises(DataError, match="every label in the train data is O"):
+        run_training(tiny_base, (all_o, all_o), tmp_path)
     with pytest.raises(InputError, match="unknown device 'gpu0'"):
         train(tiny_base, train_split, valid_split, tmp_path, device="gpu0")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -23,6 +25,7 @@ from minibert_ner.cli import build_parser
 from minibert_ner.cli.label import SUFFIX_FORMATS
 from minibert_ner.cli.options import FORMATS
 from minibert_ner.cli.output import output_file
+from minibert_ner.errors import InputError
 from minibert_ner.files import AtomicFile, temporary_path
 from minibert_ner.inference.aggregation import STRATEGIES, entity_fields
 from minibert_ner.textio import for_terminal
@@ -219,6 +222,51 @@ def test_an_atomic_file_appears_only_when_complete(tmp_path):
         raise KeyboardInterrupt
     assert path.read_text("utf-8") == "whole\n"  # the file before stays, the temporary goes
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_link_keeps_pointing_and_the_file_it_names_is_replaced_whole(tmp_path):
+    (tmp_path / "real.json").write_text("before\n", "utf-8")
+    (tmp_path / "link.json").symlink_to("real.json")
+    (tmp_path / "dangling.json").symlink_to("new.json")
+    for name in ("link.json", "dangling.json"):
+        with AtomicFile(tmp_path / name) as out:
+            out.write("after\n")
+            assert not temporary_path(tmp_path / name).exists()  # beside the target instead
+        assert (tmp_path / name).is_symlink() and (tmp_path / name).read_text("utf-8") == "after\n"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["dangling.json", "link.json", "new.json", "real.json"]
+
+
+def test_a_device_or_a_pipe_is_written_through_never_replaced(tmp_path):
+    with AtomicFile("/dev/null") as out:
+        out.write("gone\n")
+    assert Path("/dev/null").is_char_device()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader: opening to write goes on
+    try:
+        with AtomicFile(tmp_path / "fifo") as out:
+            out.write("through\n")
+        assert os.read(reader, 100) == b"through\n"
+    finally:
+        os.close(reader)
+    assert fifo.is_fifo() and [p.name for p in tmp_path.iterdir()] == ["fifo"]
+    with pytest.raises(KeyboardInterrupt), AtomicFile("/dev/null") as out:
+        raise KeyboardInterrupt  # abort: nothing to remove, /dev/null stays
+    assert Path("/dev/null").is_char_device()
+
+
+def test_output_file_refuses_what_cannot_be_opened_in_one_line(tmp_path):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    try:
+        with (
+            pytest.raises(InputError, match="cannot write --output .*sock: "),
+            output_file(str(tmp_path / "sock")),
+        ):
+            pass
+    finally:
+        sock.close()
 
 
 @pytest.mark.parametrize("name", [n for n, w in WRITERS.items() if not w.binary])

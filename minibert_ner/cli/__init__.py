@@ -12,7 +12,8 @@ imports no torch, so `--help` and `--version` answer at once.
 
 Every failure ends as one line on stderr and an exit status, never a traceback: a bad argument
 or a `MiniBertError` (2, or the error's own: 1 for a job that stopped part-way or an output that
-cannot be written), Ctrl-C 130, SIGTERM 143, output closed by its reader (`| head`) 141.
+cannot be written), Ctrl-C 130, SIGTERM 143, SIGHUP 129 (the terminal closed: stopped as by
+SIGTERM, no temporary left), output closed by its reader (`| head`) 141.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ SUBCOMMANDS = ("label", "batch", "evaluate", "train", "inspect", "serve")
 PROG = "minibert-ner"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_HUNG_UP = 129  # 128 + SIGHUP
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away, as `yes | head` ends
 
 
@@ -137,24 +139,29 @@ def split_command(args: Sequence[str]) -> tuple[str, list[str]]:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it stops as Ctrl-C stops it (finished work
-    kept, the same one-line message), with its own exit status."""
+    """SIGTERM or SIGHUP (`signum`), raised where the program is, so that it stops as Ctrl-C
+    stops it (finished work kept, temporaries removed, one line), with its own exit status."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
+        raise Terminated(signum)
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, before in previous.items():
+            signal.signal(s, before)
 
 
 def show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
@@ -186,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_status
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
-    except Terminated:
-        print(f"{PROG}: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+    except Terminated as e:
+        hung_up = e.signum == signal.SIGHUP
+        print(f"{PROG}: {'hung up' if hung_up else 'terminated'}", file=sys.stderr)
+        return EXIT_HUNG_UP if hung_up else EXIT_TERMINATED
     except KeyboardInterrupt:  # Ctrl-C: the terminal shows ^C; a command may have said more
         return EXIT_INTERRUPTED
     finally:

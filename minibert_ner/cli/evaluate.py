@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
+from ..errors import InputError
 from .options import (
     WORD_FIELDS,
     add_format_argument,
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.metrics import evaluate_pipeline
     from .label import output_file
 
+    both = args.json is not None and args.output is not None
+    if both and os.path.realpath(args.output) == os.path.realpath(args.json):
+        raise InputError(f"--output and --json are both {args.output}; give two files")
     sentences = read_conll(args.data)
     # Both outputs are checked before the model loads, and written whole or not at all.
     with output_file(args.output) as out, output_file(args.json, "--json") as json_file:

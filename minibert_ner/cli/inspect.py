@@ -10,6 +10,7 @@ import argparse
 from contextlib import ExitStack
 
 from ..config import ACTIVATIONS
+from ..errors import JobError
 from .options import (
     LOADING_FIELDS,
     add_model_argument,
@@ -98,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         from ..study.figures import save_figures
 
-        paths = save_figures(inspection, args.output)
+        try:
+            paths = save_figures(inspection, args.output)
+        except OSError as e:
+            name = e.filename or args.output
+            raise JobError(f"cannot write to {name}: {e.strerror or e}") from e
         print(f"\nWrote {len(paths)} figures:")
         for path in paths:
             print(f"  {path}")

@@ -1,8 +1,8 @@
 """Fine-tune a checkpoint for NER on CoNLL data, keeping the best epoch.
 
-Fine-tunes a DistilBERT or BERT checkpoint on CoNLL data (IOB1 or IOB2), evaluating on
-the valid split after each epoch and saving the best epoch's model (Hugging Face layout) to
---output. Defaults follow the BERT paper: AdamW, lr 5e-5, batch 16, 3 epochs, 10% linear
+Fine-tunes a checkpoint of any family (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT,
+ELECTRA, DeBERTa-v2/v3) on CoNLL data (IOB1 or IOB2), evaluating on the valid split after each
+epoch and saving the best epoch's model (Hugging Face layout) to --output. Defaults follow the BERT paper: AdamW, lr 5e-5, batch 16, 3 epochs, 10% linear
 warm-up then linear decay, labels on each word's first subword."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, JobError
 from ..training.options import TrainConfig
 from .options import LOADING_FIELDS, add_model_argument, add_output_argument, add_pipeline_arguments
 from .output import check_folder
@@ -75,17 +75,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{output} exists and is not an empty folder; pass --overwrite to replace")
     check_folder(output)  # now, not after the first epoch
 
-    result = train(
-        args.model,
-        train_sentences,
-        valid_sentences,
-        output,
-        config,
-        device=args.device,
-        dtype=args.dtype,
-        revision=args.revision,
-        token=args.token,
-    )
+    try:
+        result = train(
+            args.model,
+            train_sentences,
+            valid_sentences,
+            output,
+            config,
+            device=args.device,
+            dtype=args.dtype,
+            revision=args.revision,
+            token=args.token,
+        )
+    except OSError as e:  # saving the best epoch: a full disk, a folder taken away
+        raise JobError(f"cannot write to {e.filename or output}: {e.strerror or e}") from e
     best = result.best_valid
     print(
         f"best epoch {result.best_epoch}: valid precision {best['precision']:.4f} recall "

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, overload
 
@@ -460,7 +460,7 @@ def pipeline(
     model: str | Path | Model | None = None,
     *,
     tokenizer: str | Path | Tokenizer | None = None,
-    options: PipelineOptions | None = None,
+    options: PipelineOptions | Mapping[str, Any] | None = None,
     **changes: Any,
 ) -> NERPipeline:
     """Load a token classifier and its tokenizer, ready to label text.
@@ -474,8 +474,8 @@ def pipeline(
         (`TokenClassifier`, `DebertaTokenClassifier`; then pass `tokenizer`). tokenizer: defaults
         to the model's own folder.
     options, **changes: the pipeline's options (`PipelineOptions`, each field documented
-        there): pass an object, or fields by name (`pipeline(m, aggregation_strategy="first",
-        device="cuda")`), or both (the names change the object's fields). `device` also takes
+        there): pass an object or a dict of fields, or fields by name (`pipeline(m,
+        aggregation_strategy="first", device="cuda")`), or both (the names win). `device` takes
         transformers' integers (-1: CPU, N: GPU N); None: CUDA when there is a GPU, else the CPU
         (devices.py). `torch_dtype` is `dtype`'s transformers name. An unknown name or a bad
         value is an InputError, raised before anything loads.
@@ -484,6 +484,13 @@ def pipeline(
     converted and the caller's model stays unchanged.
     """
     model = model_of(task, model)
+    if isinstance(options, Mapping):  # fields by name, as **changes (which win)
+        options, changes = None, {**options, **changes}
+    elif options is not None and not isinstance(options, PipelineOptions):
+        raise InputError(
+            f"options is a {type(options).__name__}; give a PipelineOptions, a dict of its "
+            "fields, or the fields by name"
+        )
     if "torch_dtype" in changes:
         if changes.get("dtype") is not None:
             raise InputError("give dtype or torch_dtype, not both")

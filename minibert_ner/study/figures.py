@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, MissingExtraError
+from ..files import AtomicFile
 from .lens import Inspection
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "lens_figure",
     "require_matplotlib",
     "save_figures",
+    "save_png",
 ]
 
 INSTALL_HINT = "pip install 'minibert-ner[plot]' (or: pip install matplotlib)"
@@ -40,7 +42,8 @@ def require_matplotlib() -> Any:
 
 
 def save_figures(inspection: Inspection, out_dir: str | Path) -> list[Path]:
-    """Write `logit_lens.png` and `attention_layer{i}.png` per block that ran; return paths."""
+    """Write `logit_lens.png` and `attention_layer{i}.png` per block that ran; return paths.
+    OSError if one cannot be written (those written so far are kept, whole)."""
     require_matplotlib()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,17 @@ def save_figures(inspection: Inspection, out_dir: str | Path) -> list[Path]:
         if attn is not None and attn.shape[0] > 0:
             paths.append(attention_figure(inspection, layer, out / f"attention_layer{layer}.png"))
     return paths
+
+
+def save_png(fig: Any, path: str | Path) -> Path:
+    """Write `fig` as a PNG that appears whole or not at all (`files.AtomicFile`); OSError if
+    it cannot be written, naming `path` (then nothing is left)."""
+    try:
+        with AtomicFile(path, binary=True) as out:
+            fig.savefig(out, dpi=100, format="png")
+    except OSError as e:  # a failed write names no file: say which
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    return Path(path)
 
 
 def _tick_size(n: int) -> float:
@@ -84,8 +98,7 @@ def attention_figure(inspection: Inspection, layer: int, path: str | Path) -> Pa
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(f"Attention of block layers.{layer}: each row sums to 1")
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def lens_figure(inspection: Inspection, path: str | Path) -> Path:
@@ -127,5 +140,4 @@ def lens_figure(inspection: Inspection, path: str | Path) -> Path:
     used = sorted(set(predicted.flatten().tolist()))
     handles = [Patch(color=colors[i].tolist(), label=labels[i]) for i in used]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return save_png(fig, path)

@@ -237,6 +237,11 @@ def train(
     output = Path(output)
     if not train_sentences or not valid_sentences:
         raise DataError("training needs at least one train and one valid sentence")
+    if not entity_types(train_sentences):
+        raise DataError(
+            "every label in the train data is O: there are no entities to learn; "
+            "give data with entity labels (B-TYPE, I-TYPE)"
+        )
     unknown = set(entity_types(valid_sentences)) - set(entity_types(train_sentences))
     if unknown:
         raise DataError(f"valid has entity types that train lacks: {', '.join(sorted(unknown))}")
