@@ -157,7 +157,7 @@ def scan_inputs(
                     f"{_suffixes()} (text lines, JSON lines, Parquet)"
                 )
             found[file] = None
-    return Inputs(sorted(found), unreadable)
+    return Inputs(sorted(found), list(dict(unreadable).items()))  # each named once
 
 
 def _walk(
@@ -172,7 +172,7 @@ def _walk(
         seen.add((info.st_dev, info.st_ino))
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as e:
-        unreadable.append((folder, e.strerror or str(e)))
+        unreadable.append((folder.resolve(), e.strerror or str(e)))
         return
     candidates = []
     for entry in entries:
@@ -195,15 +195,18 @@ def _readable(paths: Iterable[Path], unreadable: list[tuple[Path, str]]) -> Iter
         try:
             info = path.stat()  # follows a link
         except FileNotFoundError:
-            unreadable.append((path, "a link to nothing" if path.is_symlink() else "gone"))
+            # a dangling link is named in its folder, that folder's links resolved
+            name = path.parent.resolve() / path.name
+            unreadable.append((name, "a link to nothing" if path.is_symlink() else "gone"))
             continue
         except OSError as e:
             unreadable.append((path, e.strerror or str(e)))
             continue
+        # Named by what it is, links resolved, as the files found are (so reached once).
         if not stat.S_ISREG(info.st_mode):
-            unreadable.append((path, "not a regular file (a FIFO, socket or device)"))
+            unreadable.append((path.resolve(), "not a regular file (a FIFO, socket or device)"))
         elif not os.access(path, os.R_OK):
-            unreadable.append((path, "permission denied"))
+            unreadable.append((path.resolve(), "permission denied"))
         else:
             yield path
 
