@@ -595,6 +595,23 @@ def test_start_up_failures_are_one_line(tmp_path, ner_model_dir) -> None:
     assert "api key" in one_line_error(run_serve("--model", str(ner_model_dir), "--api-key", " "))
 
 
+def test_ports_out_of_range_and_hosts_that_cannot_be_bound_are_one_line(ner_model_dir) -> None:
+    from minibert_ner.errors import InputError
+    from minibert_ner.serve.server import bind
+
+    for port in ("70000", "65536", "-1"):
+        r = run_serve("--model", str(ner_model_dir), "--port", port)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "--port" in r.stderr.strip().splitlines()[-1]
+    for port in (65536, 70000, -1):  # never wrapped modulo 65536
+        with pytest.raises(InputError, match=f"port {port}: a port is between 0 and 65535"):
+            bind("127.0.0.1", port)
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): no machine has it; .invalid never resolves (RFC 6761).
+    for host in ("192.0.2.1", "no-such-host.invalid"):
+        last = one_line_error(run_serve("--model", str(ner_model_dir), "--host", host))
+        assert f"the host '{host}'" in last and "--host" in last and "--port" not in last, last
+
+
 def test_importing_the_package_does_not_import_the_server() -> None:
     code = (
         "import sys, minibert_ner, minibert_ner.cli.serve; "

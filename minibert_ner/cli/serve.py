@@ -18,7 +18,7 @@ import argparse
 import os
 
 from ..errors import InputError
-from ..serve.limits import ServeLimits
+from ..serve.limits import MAX_PORT, ServeLimits
 from .options import add_model_argument, add_pipeline_arguments, int_at_least, pipeline_options
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
@@ -28,6 +28,14 @@ LIMITS = ServeLimits()  # the defaults
 MAX_BATCH_WAIT_MS = 1000
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 to 65535 (0: any free port)."""
+    value = int_at_least(0)(text)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is at most {MAX_PORT}, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     add_model_argument(model)
@@ -35,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     server.add_argument(
-        "--port", type=int_at_least(0), default=8000, help="port (default: 8000; 0: any free)"
+        "--port", type=port_number, default=8000, help="port (default: 8000; 0: any free)"
     )
     server.add_argument(
         "--api-key",

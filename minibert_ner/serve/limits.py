@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["ServeLimits"]
+__all__ = ["MAX_PORT", "ServeLimits"]
+
+MAX_PORT = 65535  # TCP ports are 16 bits (0: any free port)
 
 
 @dataclass(frozen=True)

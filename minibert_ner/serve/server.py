@@ -10,6 +10,7 @@ stops at once (130).
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 from typing import TextIO
@@ -20,7 +21,7 @@ from ..errors import InputError, MiniBertError
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import pipeline
 from .app import create_app
-from .limits import ServeLimits
+from .limits import MAX_PORT, ServeLimits
 
 __all__ = ["bind", "serve"]
 
@@ -28,22 +29,29 @@ WARM_UP = ["My name is Wolfgang and I live in Berlin."]
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (IPv4 or IPv6), or an InputError saying why not."""
+    """A listening TCP socket on host:port (IPv4 or IPv6), or an InputError saying why not, and
+    naming the host when the host is the problem."""
+    if not 0 <= port <= MAX_PORT:  # getaddrinfo would take 70000 as 4464
+        raise InputError(f"cannot listen on port {port}: a port is between 0 and {MAX_PORT}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
     except OSError as e:
-        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise InputError(
+            f"cannot listen on {host}:{port}: the host {host!r} does not resolve "
+            f"({e.strerror or e}); choose another --host"
+        ) from None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
         sock.listen(2048)
     except OSError as e:
         sock.close()
-        raise InputError(
-            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port"
-        ) from None
+        fix = "choose another --port"
+        if e.errno == errno.EADDRNOTAVAIL:  # the port is fine: no interface has that address
+            fix = f"the host {host!r} is not an address of this machine; choose another --host"
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}; {fix}") from None
     sock.set_inheritable(True)
     return sock
 
