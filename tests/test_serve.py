@@ -33,6 +33,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 
 from minibert_ner.serve import ServeLimits, create_app  # noqa: E402
+from minibert_ner.serve.app import CLIENT_CLOSED  # noqa: E402
 
 KEY = "s3cret-key"
 WINDOW = 32  # --max-length: short windows, so that stride changes short texts' answers
@@ -529,6 +530,47 @@ def test_health_while_loading_and_draining(ner_model_dir) -> None:
         status, _, body = request(url, path="/health")
         assert (status, json.loads(body)["status"]) == (503, "draining")
         assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
+
+
+def test_a_client_that_leaves_mid_request_is_a_499_without_a_traceback(ner_model_dir) -> None:
+    """Any prefix of a request, then the connection closed: no traceback in the server's log,
+    no 500 counted; a cut after the headers (the application was called) counts as a 499."""
+    import logging
+
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
+    requests_ = app.state.serve.metrics.requests
+    body = json.dumps({"inputs": TEXTS[:3]}).encode()
+    sent = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    head = sent.index(b"\r\n\r\n") + 4
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    with serve_thread(app) as url:
+        wait_ready(url)
+        logging.getLogger("uvicorn.error").addHandler(handler)
+        port = int(url.rsplit(":", 1)[1])
+
+        @settings(max_examples=25, deadline=None, derandomize=True)
+        @given(cut=st.integers(1, len(sent) - 1), reset=st.booleans())
+        def leave_after(cut: int, reset: bool) -> None:
+            before = requests_[("/", CLIENT_CLOSED)]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(sent[:cut])
+                if reset:  # an abortive close (RST) as well as a clean one (FIN)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            if cut >= head:
+                wait_for(lambda: requests_[("/", CLIENT_CLOSED)] == before + 1)
+
+        try:
+            leave_after()
+            assert post_json(url, {"inputs": TEXTS[0]})[0] == 200  # still serving
+        finally:
+            logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not [k for k in requests_ if k[1] >= 500], requests_
+    assert not records, [r.getMessage() for r in records]
+    text = app.state.serve.metrics.render()
+    assert metric(text, "minibert_ner_requests_total", '{path="/",status="499"}') >= 1
 
 
 # --- the process: shutdown, start-up failures, imports

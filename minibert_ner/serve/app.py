@@ -6,7 +6,9 @@
     GET  /metrics  Prometheus text format (metrics.py)
 
 Every error is JSON, {"error": message, "error_type": type}, with the status below; nothing a
-client sends ends in a traceback or stops the server.
+client sends ends in a traceback or stops the server. A client that disconnects before its body
+has arrived gets nothing (it has gone) and is counted in /metrics with status 499, as nginx
+counts it, not as a 5xx.
 
 | status | error_type                           | when                                          |
 |--------|--------------------------------------|-----------------------------------------------|
@@ -35,7 +37,7 @@ from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -53,6 +55,7 @@ log = logging.getLogger("minibert_ner.serve")
 Phase = Literal["loading", "ready", "draining", "failed"]
 RETRY_AFTER = "1"  # seconds, for 503s
 OPEN_PATHS = ("/health",)  # answered without the api key
+CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer: not a 5xx
 
 
 class ServerState:
@@ -239,6 +242,8 @@ class Edge:
                 )(scope, receive, send_counted)
             else:
                 await self.app(scope, receive, send_counted)
+        except ClientDisconnect:  # the client's doing: counted as such, no traceback, no 500
+            status = CLIENT_CLOSED
         finally:
             metrics.in_flight -= is_label
             known = path in ("/", "/health", "/info", "/metrics")
