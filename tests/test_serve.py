@@ -603,6 +603,78 @@ def test_a_signal_drains_every_request_then_exits_0(ner_model_dir, sig) -> None:
         request(url, path="/health", timeout=5)
 
 
+def closed_loop_client(port: int, body: bytes, stop: float) -> list[tuple[float, bool]]:
+    """Requests one after another on keep-alive connections (a new one when the server closes
+    one), until the server refuses a connection: for each request, when its last byte was sent
+    and whether it got its complete answer."""
+    import http.client
+
+    sent = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    outcomes, sock = [], None
+    while time.monotonic() < stop:
+        if sock is None:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            except OSError:
+                break  # refused: the server has stopped listening
+        at = time.monotonic()
+        try:
+            sock.sendall(sent)
+            at = time.monotonic()
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            response.read()
+            outcomes.append((at, response.status == 200))
+            if not response.will_close:
+                continue
+        except (OSError, http.client.HTTPException):
+            outcomes.append((at, False))
+        sock.close()
+        sock = None
+    if sock is not None:
+        sock.close()
+    return outcomes
+
+
+def last_accepted(port: int, stop: float) -> float:
+    """Connects until refused: the time of the last connection the server accepted (an upper
+    bound on when its listening socket closed, less one probe's interval)."""
+    last = time.monotonic()
+    while time.monotonic() < stop:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError:
+            break
+        last = time.monotonic()
+        time.sleep(0.002)
+    return last
+
+
+def test_sigterm_under_load_answers_every_request_already_sent(ner_model_dir) -> None:
+    """32 closed-loop clients on keep-alive connections, SIGTERM mid-load: every request whose
+    bytes were all sent while the server still listened gets its complete answer (a request sent
+    later may fail: the server has gone), and the server exits 0."""
+    clients, body = 32, json.dumps({"inputs": TEXTS[:2]}).encode()
+    with serve_process("--model", str(ner_model_dir)) as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        stop = time.monotonic() + 60  # the clients stop by themselves
+        with ThreadPoolExecutor(clients + 1) as pool:
+            futures = [pool.submit(closed_loop_client, port, body, stop) for _ in range(clients)]
+            text = lambda: request(url, path="/metrics")[2].decode()  # noqa: E731
+            wait_for(lambda: metric(text(), "minibert_ner_texts_total") >= 200)
+            process.send_signal(signal.SIGTERM)
+            listening_until = pool.submit(last_accepted, port, stop).result()
+            outcomes = [o for f in futures for o in f.result()]
+        assert process.wait(30) == 0
+    sent_before = [ok for at, ok in outcomes if at <= listening_until]
+    after = [ok for at, ok in outcomes if at > listening_until]
+    print(
+        f"SIGTERM under load, {clients} clients: {sum(sent_before)} of {len(sent_before)} "
+        f"requests sent while listening answered; {sum(after)} of {len(after)} sent later"
+    )
+    assert all(sent_before) and sent_before
+
+
 def run_serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "minibert_ner", "serve", *args],

@@ -10,6 +10,7 @@ stops at once (130).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import sys
@@ -25,6 +26,7 @@ from .limits import MAX_PORT, ServeLimits
 
 __all__ = ["bind", "serve"]
 
+READ_SENT = 0.1  # s, after the listening socket closes, to read requests already sent
 WARM_UP = ["My name is Wolfgang and I live in Berlin."]
 
 
@@ -64,6 +66,18 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.on_signal = on_signal
         self.forced = False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop listening, then read what the open connections were already sent, and only then
+        let uvicorn close them. uvicorn closes every connection without a request in progress
+        at the moment it stops listening, and a request whose bytes had arrived but were not yet
+        read went down with its connection (a reset): here it is read first, and answered."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(READ_SENT)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig, frame) -> None:
         self.on_signal()
