@@ -573,6 +573,37 @@ def test_a_client_that_leaves_mid_request_is_a_499_without_a_traceback(ner_model
     assert metric(text, "minibert_ner_requests_total", '{path="/",status="499"}') >= 1
 
 
+def test_a_body_that_stalls_is_answered_408(ner_model_dir) -> None:
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    app = create_app(lambda: ner, ner.options, ServeLimits(body_timeout=0.3), model_name="test")
+    with serve_thread(app) as url:
+        wait_ready(url)
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"in')
+            answer = b""
+            while chunk := sock.recv(65536):  # the server closes the connection after its 408
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
+        assert json.loads(body)["error_type"] == "request_timeout"
+        assert app.state.serve.metrics.requests[("/", 408)] == 1
+        assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
+
+
+def test_a_stalled_client_does_not_block_shutdown_past_the_drain_timeout(ner_model_dir) -> None:
+    args = ("--model", str(ner_model_dir), "--body-timeout", "600", "--drain-timeout", "0.5")
+    with serve_process(*args) as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+            stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            wait_for(lambda: "requests_in_flight 1" in request(url, path="/metrics")[2].decode())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0  # cut at the drain deadline, not held for ever
+        stderr = process.stderr.read()
+        assert "Traceback" not in stderr and "1 connection(s) cut" in stderr, stderr
+
+
 # --- the process: shutdown, start-up failures, imports
 
 

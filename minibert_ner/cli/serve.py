@@ -19,7 +19,13 @@ import os
 
 from ..errors import InputError
 from ..serve.limits import MAX_PORT, ServeLimits
-from .options import add_model_argument, add_pipeline_arguments, int_at_least, pipeline_options
+from .options import (
+    add_model_argument,
+    add_pipeline_arguments,
+    int_at_least,
+    pipeline_options,
+    positive_float,
+)
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
 
@@ -77,6 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how long, at most, a batch waits for more requests to join it (default: {wait_ms:g})",
     )
     server.add_argument(
+        "--body-timeout",
+        type=positive_float,
+        default=LIMITS.body_timeout,
+        help="seconds a request's body may stall; then 408 and the connection closed "
+        f"(default: {LIMITS.body_timeout:g})",
+    )
+    server.add_argument(
+        "--drain-timeout",
+        type=positive_float,
+        default=LIMITS.drain_timeout,
+        help="seconds a shutdown waits for requests in flight; then they are cut and the "
+        f"server exits (default: {LIMITS.drain_timeout:g})",
+    )
+    server.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug"),
         default="warning",
@@ -99,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         max_inputs=args.max_inputs,
         max_queue=args.max_queue,
         batch_wait=args.batch_wait_ms / 1000,
+        body_timeout=args.body_timeout,
+        drain_timeout=args.drain_timeout,
         api_key=api_key,
     )
     return serve(
