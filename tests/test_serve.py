@@ -33,6 +33,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip ins
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 
 from minibert_ner.serve import ServeLimits, create_app  # noqa: E402
+from minibert_ner.serve.app import CLIENT_CLOSED  # noqa: E402
 
 KEY = "s3cret-key"
 WINDOW = 32  # --max-length: short windows, so that stride changes short texts' answers
@@ -531,6 +532,78 @@ def test_health_while_loading_and_draining(ner_model_dir) -> None:
         assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
 
 
+def test_a_client_that_leaves_mid_request_is_a_499_without_a_traceback(ner_model_dir) -> None:
+    """Any prefix of a request, then the connection closed: no traceback in the server's log,
+    no 500 counted; a cut after the headers (the application was called) counts as a 499."""
+    import logging
+
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
+    requests_ = app.state.serve.metrics.requests
+    body = json.dumps({"inputs": TEXTS[:3]}).encode()
+    sent = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    head = sent.index(b"\r\n\r\n") + 4
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    with serve_thread(app) as url:
+        wait_ready(url)
+        logging.getLogger("uvicorn.error").addHandler(handler)
+        port = int(url.rsplit(":", 1)[1])
+
+        @settings(max_examples=25, deadline=None, derandomize=True)
+        @given(cut=st.integers(1, len(sent) - 1), reset=st.booleans())
+        def leave_after(cut: int, reset: bool) -> None:
+            before = requests_[("/", CLIENT_CLOSED)]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(sent[:cut])
+                if reset:  # an abortive close (RST) as well as a clean one (FIN)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            if cut >= head:
+                wait_for(lambda: requests_[("/", CLIENT_CLOSED)] == before + 1)
+
+        try:
+            leave_after()
+            assert post_json(url, {"inputs": TEXTS[0]})[0] == 200  # still serving
+        finally:
+            logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not [k for k in requests_ if k[1] >= 500], requests_
+    assert not records, [r.getMessage() for r in records]
+    text = app.state.serve.metrics.render()
+    assert metric(text, "minibert_ner_requests_total", '{path="/",status="499"}') >= 1
+
+
+def test_a_body_that_stalls_is_answered_408(ner_model_dir) -> None:
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    app = create_app(lambda: ner, ner.options, ServeLimits(body_timeout=0.3), model_name="test")
+    with serve_thread(app) as url:
+        wait_ready(url)
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"in')
+            answer = b""
+            while chunk := sock.recv(65536):  # the server closes the connection after its 408
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
+        assert json.loads(body)["error_type"] == "request_timeout"
+        assert app.state.serve.metrics.requests[("/", 408)] == 1
+        assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
+
+
+def test_a_stalled_client_does_not_block_shutdown_past_the_drain_timeout(ner_model_dir) -> None:
+    args = ("--model", str(ner_model_dir), "--body-timeout", "600", "--drain-timeout", "0.5")
+    with serve_process(*args) as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+            stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            wait_for(lambda: "requests_in_flight 1" in request(url, path="/metrics")[2].decode())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0  # cut at the drain deadline, not held for ever
+        stderr = process.stderr.read()
+        assert "Traceback" not in stderr and "1 connection(s) cut" in stderr, stderr
+
+
 # --- the process: shutdown, start-up failures, imports
 
 
@@ -559,6 +632,78 @@ def test_a_signal_drains_every_request_then_exits_0(ner_model_dir, sig) -> None:
         assert_same_entities(answer, want)
     with pytest.raises(OSError):
         request(url, path="/health", timeout=5)
+
+
+def closed_loop_client(port: int, body: bytes, stop: float) -> list[tuple[float, bool]]:
+    """Requests one after another on keep-alive connections (a new one when the server closes
+    one), until the server refuses a connection: for each request, when its last byte was sent
+    and whether it got its complete answer."""
+    import http.client
+
+    sent = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    outcomes, sock = [], None
+    while time.monotonic() < stop:
+        if sock is None:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            except OSError:
+                break  # refused: the server has stopped listening
+        at = time.monotonic()
+        try:
+            sock.sendall(sent)
+            at = time.monotonic()
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            response.read()
+            outcomes.append((at, response.status == 200))
+            if not response.will_close:
+                continue
+        except (OSError, http.client.HTTPException):
+            outcomes.append((at, False))
+        sock.close()
+        sock = None
+    if sock is not None:
+        sock.close()
+    return outcomes
+
+
+def last_accepted(port: int, stop: float) -> float:
+    """Connects until refused: the time of the last connection the server accepted (an upper
+    bound on when its listening socket closed, less one probe's interval)."""
+    last = time.monotonic()
+    while time.monotonic() < stop:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError:
+            break
+        last = time.monotonic()
+        time.sleep(0.002)
+    return last
+
+
+def test_sigterm_under_load_answers_every_request_already_sent(ner_model_dir) -> None:
+    """32 closed-loop clients on keep-alive connections, SIGTERM mid-load: every request whose
+    bytes were all sent while the server still listened gets its complete answer (a request sent
+    later may fail: the server has gone), and the server exits 0."""
+    clients, body = 32, json.dumps({"inputs": TEXTS[:2]}).encode()
+    with serve_process("--model", str(ner_model_dir)) as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        stop = time.monotonic() + 60  # the clients stop by themselves
+        with ThreadPoolExecutor(clients + 1) as pool:
+            futures = [pool.submit(closed_loop_client, port, body, stop) for _ in range(clients)]
+            text = lambda: request(url, path="/metrics")[2].decode()  # noqa: E731
+            wait_for(lambda: metric(text(), "minibert_ner_texts_total") >= 200)
+            process.send_signal(signal.SIGTERM)
+            listening_until = pool.submit(last_accepted, port, stop).result()
+            outcomes = [o for f in futures for o in f.result()]
+        assert process.wait(30) == 0
+    sent_before = [ok for at, ok in outcomes if at <= listening_until]
+    after = [ok for at, ok in outcomes if at > listening_until]
+    print(
+        f"SIGTERM under load, {clients} clients: {sum(sent_before)} of {len(sent_before)} "
+        f"requests sent while listening answered; {sum(after)} of {len(after)} sent later"
+    )
+    assert all(sent_before) and sent_before
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess:
@@ -593,6 +738,23 @@ def test_start_up_failures_are_one_line(tmp_path, ner_model_dir) -> None:
     r = run_serve("--model", str(ner_model_dir), "--batch-wait-ms", "-1")
     assert "batch-wait-ms" in one_line_error(r)
     assert "api key" in one_line_error(run_serve("--model", str(ner_model_dir), "--api-key", " "))
+
+
+def test_ports_out_of_range_and_hosts_that_cannot_be_bound_are_one_line(ner_model_dir) -> None:
+    from minibert_ner.errors import InputError
+    from minibert_ner.serve.server import bind
+
+    for port in ("70000", "65536", "-1"):
+        r = run_serve("--model", str(ner_model_dir), "--port", port)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "--port" in r.stderr.strip().splitlines()[-1]
+    for port in (65536, 70000, -1):  # never wrapped modulo 65536
+        with pytest.raises(InputError, match=f"port {port}: a port is between 0 and 65535"):
+            bind("127.0.0.1", port)
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): no machine has it; .invalid never resolves (RFC 6761).
+    for host in ("192.0.2.1", "no-such-host.invalid"):
+        last = one_line_error(run_serve("--model", str(ner_model_dir), "--host", host))
+        assert f"the host '{host}'" in last and "--host" in last and "--port" not in last, last
 
 
 def test_importing_the_package_does_not_import_the_server() -> None:

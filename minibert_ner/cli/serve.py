@@ -18,14 +18,28 @@ import argparse
 import os
 
 from ..errors import InputError
-from ..serve.limits import ServeLimits
-from .options import add_model_argument, add_pipeline_arguments, int_at_least, pipeline_options
+from ..serve.limits import MAX_PORT, ServeLimits
+from .options import (
+    add_model_argument,
+    add_pipeline_arguments,
+    int_at_least,
+    pipeline_options,
+    positive_float,
+)
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
 
 API_KEY_VARIABLE = "MINIBERT_NER_API_KEY"
 LIMITS = ServeLimits()  # the defaults
 MAX_BATCH_WAIT_MS = 1000
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 to 65535 (0: any free port)."""
+    value = int_at_least(0)(text)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is at most {MAX_PORT}, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     server.add_argument(
-        "--port", type=int_at_least(0), default=8000, help="port (default: 8000; 0: any free)"
+        "--port", type=port_number, default=8000, help="port (default: 8000; 0: any free)"
     )
     server.add_argument(
         "--api-key",
@@ -69,6 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how long, at most, a batch waits for more requests to join it (default: {wait_ms:g})",
     )
     server.add_argument(
+        "--body-timeout",
+        type=positive_float,
+        default=LIMITS.body_timeout,
+        help="seconds a request's body may stall; then 408 and the connection closed "
+        f"(default: {LIMITS.body_timeout:g})",
+    )
+    server.add_argument(
+        "--drain-timeout",
+        type=positive_float,
+        default=LIMITS.drain_timeout,
+        help="seconds a shutdown waits for requests in flight; then they are cut and the "
+        f"server exits (default: {LIMITS.drain_timeout:g})",
+    )
+    server.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug"),
         default="warning",
@@ -91,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         max_inputs=args.max_inputs,
         max_queue=args.max_queue,
         batch_wait=args.batch_wait_ms / 1000,
+        body_timeout=args.body_timeout,
+        drain_timeout=args.drain_timeout,
         api_key=api_key,
     )
     return serve(

@@ -6,7 +6,9 @@
     GET  /metrics  Prometheus text format (metrics.py)
 
 Every error is JSON, {"error": message, "error_type": type}, with the status below; nothing a
-client sends ends in a traceback or stops the server.
+client sends ends in a traceback or stops the server. A client that disconnects before its body
+has arrived gets nothing (it has gone) and is counted in /metrics with status 499, as nginx
+counts it, not as a 5xx.
 
 | status | error_type                           | when                                          |
 |--------|--------------------------------------|-----------------------------------------------|
@@ -14,6 +16,7 @@ client sends ends in a traceback or stops the server.
 | 401    | unauthorized                         | an api key is set and the request lacks it    |
 | 404    | not_found                            | another path                                  |
 | 405    | method_not_allowed                   | e.g. GET /                                    |
+| 408    | request_timeout                      | the body stalled over body_timeout seconds    |
 | 413    | too_large, too_many_inputs           | body over max_request_bytes; over max_inputs  |
 | 422    | invalid_request                      | wrong types, empty text, unknown parameter    |
 | 500    | inference_error                      | the model failed on this request              |
@@ -35,7 +38,7 @@ from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -53,6 +56,7 @@ log = logging.getLogger("minibert_ner.serve")
 Phase = Literal["loading", "ready", "draining", "failed"]
 RETRY_AFTER = "1"  # seconds, for 503s
 OPEN_PATHS = ("/health",)  # answered without the api key
+CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer: not a 5xx
 
 
 class ServerState:
@@ -206,6 +210,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+class BodyStalled(Exception):
+    """No part of a request's body arrived for the body timeout."""
+
+
 class Edge:
     """ASGI middleware at the server's edge: the api key, and each request counted and timed."""
 
@@ -228,6 +236,14 @@ class Edge:
                 status = message["status"]
             await send(message)
 
+        async def receive_timed():
+            # A client that stalls mid-body is answered 408 rather than held open for ever.
+            try:
+                async with asyncio.timeout(self.state.limits.body_timeout):
+                    return await receive()
+            except TimeoutError:
+                raise BodyStalled from None
+
         metrics.in_flight += is_label
         try:
             if self.expected is not None and path not in OPEN_PATHS and not self.authorized(scope):
@@ -238,7 +254,17 @@ class Edge:
                     **{"WWW-Authenticate": "Bearer"},
                 )(scope, receive, send_counted)
             else:
-                await self.app(scope, receive, send_counted)
+                await self.app(scope, receive_timed, send_counted)
+        except BodyStalled:
+            seconds = self.state.limits.body_timeout
+            await error(
+                408,
+                "request_timeout",
+                f"the request's body stalled for {seconds:g} s; send it whole",
+                Connection="close",
+            )(scope, receive, send_counted)
+        except ClientDisconnect:  # the client's doing: counted as such, no traceback, no 500
+            status = CLIENT_CLOSED
         finally:
             metrics.in_flight -= is_label
             known = path in ("/", "/health", "/info", "/metrics")

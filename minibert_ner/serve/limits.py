@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["ServeLimits"]
+__all__ = ["MAX_PORT", "ServeLimits"]
+
+MAX_PORT = 65535  # TCP ports are 16 bits (0: any free port)
 
 
 @dataclass(frozen=True)
@@ -21,4 +23,6 @@ class ServeLimits:
     max_inputs: int = 64  # texts in one request, at most
     max_queue: int = 256  # requests waiting for the model; more are answered 503
     batch_wait: float = 0.010  # seconds a batch may wait for more requests (batcher.py, step 1)
+    body_timeout: float = 30.0  # seconds a request's body may stall between two reads; then 408
+    drain_timeout: float = 30.0  # seconds a shutdown waits for requests in flight; then cut
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: no key needed

@@ -4,12 +4,14 @@
 
 The socket is bound before anything loads (a port in use is a one-line error at once, and port 0
 picks a free port, announced on stderr). SIGTERM or SIGINT stops accepting connections, lets
-every request already received finish, labels what is queued, and returns 0; a second signal
-stops at once (130).
+every request already received finish (for at most the drain timeout; then the stragglers are
+cut), labels what is queued, and returns 0; a second signal stops at once (130).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import socket
 import sys
 from typing import TextIO
@@ -20,30 +22,38 @@ from ..errors import InputError, MiniBertError
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import pipeline
 from .app import create_app
-from .limits import ServeLimits
+from .limits import MAX_PORT, ServeLimits
 
 __all__ = ["bind", "serve"]
 
+READ_SENT = 0.1  # s, after the listening socket closes, to read requests already sent
 WARM_UP = ["My name is Wolfgang and I live in Berlin."]
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (IPv4 or IPv6), or an InputError saying why not."""
+    """A listening TCP socket on host:port (IPv4 or IPv6), or an InputError saying why not, and
+    naming the host when the host is the problem."""
+    if not 0 <= port <= MAX_PORT:  # getaddrinfo would take 70000 as 4464
+        raise InputError(f"cannot listen on port {port}: a port is between 0 and {MAX_PORT}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
     except OSError as e:
-        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise InputError(
+            f"cannot listen on {host}:{port}: the host {host!r} does not resolve "
+            f"({e.strerror or e}); choose another --host"
+        ) from None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
         sock.listen(2048)
     except OSError as e:
         sock.close()
-        raise InputError(
-            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port"
-        ) from None
+        fix = "choose another --port"
+        if e.errno == errno.EADDRNOTAVAIL:  # the port is fine: no interface has that address
+            fix = f"the host {host!r} is not an address of this machine; choose another --host"
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}; {fix}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -52,10 +62,36 @@ class GracefulServer(uvicorn.Server):
     """uvicorn's server, told about a signal before it drains (so that /health says so), and
     returning normally afterwards instead of raising the signal again."""
 
-    def __init__(self, config: uvicorn.Config, on_signal) -> None:
+    def __init__(self, config: uvicorn.Config, on_signal, drain_timeout: float) -> None:
         super().__init__(config)
         self.on_signal = on_signal
+        self.drain_timeout = drain_timeout
         self.forced = False
+        self.cut = 0  # connections cut at the drain deadline
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop listening; read what the open connections were already sent; answer it, for at
+        most the drain timeout; then cut the stragglers and let uvicorn finish.
+
+        uvicorn closes every connection without a request in progress at the moment it stops
+        listening, and a request whose bytes had arrived but were not yet read went down with its
+        connection (a reset): here it is read first, and answered. A straggler is cut by aborting
+        its connection, which the application sees as the client leaving (a 499, no traceback)."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        await asyncio.sleep(READ_SENT)
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # idle: closed; in progress: closed once answered
+        try:
+            async with asyncio.timeout(self.drain_timeout):
+                await self._wait_tasks_to_complete()  # uvicorn's own wait, until the deadline
+        except TimeoutError:
+            self.cut = len(self.server_state.connections)
+            for connection in list(self.server_state.connections):
+                connection.transport.abort()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig, frame) -> None:
         self.on_signal()
@@ -106,7 +142,7 @@ def serve(
         timeout_keep_alive=30,
         server_header=False,
     )
-    server = GracefulServer(config, on_signal=app.state.serve.drain)
+    server = GracefulServer(config, app.state.serve.drain, limits.drain_timeout)
     print(
         f"minibert-ner serve: listening on http://{shown}:{bound_port} (loading {model})",
         file=announce,
@@ -120,5 +156,6 @@ def serve(
         raise MiniBertError(f"the model failed to load: {state.load_error}") from state.load_error
     if server.forced:
         return 130
-    print("minibert-ner serve: stopped", file=announce, flush=True)
+    cut = f" ({server.cut} connection(s) cut at the drain timeout)" if server.cut else ""
+    print(f"minibert-ner serve: stopped{cut}", file=announce, flush=True)
     return 0
