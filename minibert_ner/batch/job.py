@@ -225,19 +225,17 @@ def write_results(
                 )
             if record is None:  # the file's end mark
                 job = current.job
-                if not job.source.exists():  # deleted while the job ran: nothing to publish
+                stamp = _stamp_now(job.source)  # None: deleted while the job ran
+                if stamp is None:  # nothing to publish
                     current.abort()
-                    changed.append(job.source)
                     progress.gone(job.source)
-                    current, finished = None, finished + 1
-                    continue
-                current.commit()
-                folder.finished(job, current.counts)
-                total.add(current.counts)
-                is_changed = _stamp_now(job.source) != job.stamp
-                if is_changed:
+                else:
+                    current.commit()
+                    folder.finished(job, current.counts)
+                    total.add(current.counts)
+                    progress.file_done(current, stamp != job.stamp)
+                if stamp != job.stamp:
                     changed.append(job.source)
-                progress.file_done(current, is_changed)
                 current, finished = None, finished + 1
                 continue
             current.add(record, entities)

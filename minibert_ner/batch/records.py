@@ -81,7 +81,8 @@ class Record:
 @dataclass(frozen=True)
 class Inputs:
     """The input files found (absolute, links resolved, sorted, no duplicates), and what was met
-    on the way that cannot be read: (path as met, why), to report by name."""
+    on the way that cannot be read: (its path, links resolved as for the files; a dangling link
+    where it stands; why), to report by name."""
 
     files: list[Path]
     unreadable: list[tuple[Path, str]]
