@@ -238,10 +238,9 @@ class Edge:
 
         async def receive_timed():
             # A client that stalls mid-body is answered 408 rather than held open for ever.
-            try:
-                async with asyncio.timeout(self.state.limits.body_timeout):
-                    return await receive()
-            except TimeoutError:
+            try:  # wait_for, not asyncio.timeout: Python 3.10 has no asyncio.timeout
+                return await asyncio.wait_for(receive(), self.state.limits.body_timeout)
+            except asyncio.TimeoutError:
                 raise BodyStalled from None
 
         metrics.in_flight += is_label

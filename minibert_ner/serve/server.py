@@ -84,10 +84,9 @@ class GracefulServer(uvicorn.Server):
         await asyncio.sleep(READ_SENT)
         for connection in list(self.server_state.connections):
             connection.shutdown()  # idle: closed; in progress: closed once answered
-        try:
-            async with asyncio.timeout(self.drain_timeout):
-                await self._wait_tasks_to_complete()  # uvicorn's own wait, until the deadline
-        except TimeoutError:
+        try:  # uvicorn's own wait, until the deadline (wait_for: Python 3.10 has no timeout())
+            await asyncio.wait_for(self._wait_tasks_to_complete(), self.drain_timeout)
+        except asyncio.TimeoutError:
             self.cut = len(self.server_state.connections)
             for connection in list(self.server_state.connections):
                 connection.transport.abort()
