@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["AtomicFile", "is_special", "publish", "temporary_path"]
+__all__ = ["AtomicFile", "is_special", "publish", "target_of", "temporary_for", "temporary_path"]
 
 
 def temporary_path(path: Path) -> Path:
@@ -45,6 +45,19 @@ def is_special(path: Path) -> bool:
     return path.exists() and not path.is_file() and not path.is_dir()
 
 
+def target_of(path: Path) -> Path:
+    """The file that writing `path` replaces: the file a link names (the link stays), or a
+    device or pipe as it is (/dev/stdout is a link to one: opened as it is)."""
+    return path if is_special(path) else Path(os.path.realpath(path))
+
+
+def temporary_for(path: Path) -> Path | None:
+    """Where `AtomicFile(path)` writes until commit (beside `target_of(path)`), or None for a
+    device or pipe, written through. A run killed mid-write leaves its temporary there; whoever
+    writes `path` again removes it first."""
+    return None if is_special(path) else temporary_path(target_of(path))
+
+
 class AtomicFile:
     """A file written at `temporary_path(path)` (UTF-8 text, or bytes with `binary=True`) and
     renamed to `path` by `commit()`; `abort()` removes it. As a context manager: the stream to
@@ -59,10 +72,7 @@ class AtomicFile:
     """
 
     def __init__(self, path: str | Path, *, binary: bool = False) -> None:
-        self.path, self.tmp = Path(path), None
-        if not is_special(self.path):  # (/dev/stdout is a link to one: opened as it is)
-            self.path = Path(os.path.realpath(path))  # a link stays: the file it names is new
-            self.tmp = temporary_path(self.path)
+        self.path, self.tmp = target_of(Path(path)), temporary_for(Path(path))
         mode, encoding = ("wb", None) if binary else ("w", "utf-8")
         # Open until commit or abort.
         self.stream: IO[Any] = open(self.tmp or self.path, mode, encoding=encoding)  # noqa: SIM115

@@ -260,15 +260,18 @@ def test_the_model_is_known_by_what_it_holds(tmp_path, small_distilbert):
 
     weights = model / "model.safetensors"
     data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 1  # one bit of one weight, in the middle of the file
+    middle = len(data) // 2
+    data[middle] ^= 1  # one bit of one weight, in the middle of the file
     weights.write_bytes(bytes(data))
     changed = run_batch(tmp_path / "a.txt", tmp_path / "out2", model)  # stores the new one
     assert changed.files == 1
-    data[-1] ^= 1
-    weights.write_bytes(bytes(data))
-    with pytest.raises(BatchError, match="other options.*model_fingerprint"):
-        run_batch(tmp_path / "a.txt", tmp_path / "out2", model)
-    weights.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 1]))  # as stored in out2 again
+    for flipped in (-1, middle):  # at the end; in the middle (the weights stored in `out`)
+        data[flipped] ^= 1
+        weights.write_bytes(bytes(data))
+        with pytest.raises(BatchError, match="other options.*model_fingerprint"):
+            run_batch(tmp_path / "a.txt", tmp_path / "out2", model)
+        data[flipped] ^= 1
+    weights.write_bytes(bytes(data))  # as stored in out2 again
     (model / "config.json").write_text((model / "config.json").read_text() + " ")
     with pytest.raises(BatchError, match="other options.*model_fingerprint"):
         run_batch(tmp_path / "a.txt", tmp_path / "out2", model)
@@ -303,26 +306,35 @@ def test_an_input_that_grows_during_the_run_is_labelled_again(tmp_path, small_di
     assert [r["line"] for r in read_jsonl(tmp_path / "out" / "log.jsonl")] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("kind", ["txt", "jsonl", "parquet"])
 def test_an_input_deleted_during_the_run_is_reported_and_the_rest_finish(
-    tmp_path, small_distilbert
+    tmp_path, small_distilbert, kind
 ):
-    """Deleted after planning: reported as changed (exit status 3), no output published for it,
-    and the files before and after it are labelled and kept."""
+    """Deleted after planning, whatever its kind: reported as changed (exit status 3), no
+    output published for it, and the files before and after it are labelled and kept."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for name in ("a", "b", "c"):
+    for name in ("a", "c"):
         (corpus / f"{name}.txt").write_text("Paris\nBerlin\n")
+    deleted = corpus / f"b.{kind}"
+    if kind == "txt":
+        deleted.write_text("Paris\nBerlin\n")
+    elif kind == "jsonl":
+        deleted.write_text('{"text": "Paris"}\n{"text": "Berlin"}\n')
+    else:
+        pa, pq = arrow()
+        pq.write_table(pa.table({"text": ["Paris", "Berlin"]}), deleted)
 
     def delete(line: str) -> None:  # after planning (and stamping), before reading
         if "to do" in line:
-            (corpus / "b.txt").unlink()
+            deleted.unlink()
 
     log = HookedLog(delete)
     summary = run_batch(corpus, tmp_path / "out", small_distilbert, log=log)
-    assert summary.changed == [corpus / "b.txt"]
+    assert summary.changed == [deleted]
     assert (summary.exit_status, summary.counts.records) == (EXIT_INCOMPLETE, 4)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jsonl")) == ["a.jsonl", "c.jsonl"]
-    assert any("b.txt was deleted while the job ran" in line for line in log.lines)
+    assert any(f"b.{kind} was deleted while the job ran" in line for line in log.lines)
     again = run_batch(corpus, tmp_path / "out", small_distilbert)
     assert (again.files, again.skipped, again.exit_status) == (0, 2, 0)
 
@@ -496,3 +508,25 @@ def test_a_journal_line_cut_short_by_a_kill_redoes_only_its_file(tmp_path, small
     summary = run_batch(corpus, out, small_distilbert)
     assert (summary.files, summary.skipped) == (1, 2)
     assert not (out / JOURNAL).exists()
+
+
+def test_a_linked_output_is_written_through_and_its_stale_temporary_removed(
+    tmp_path, small_distilbert
+):
+    """An output that is a link to a file elsewhere: the file it names is replaced whole, the
+    link stays, and the temporary a killed run left beside that file (not beside the link) is
+    removed when the job starts."""
+    (tmp_path / "a.txt").write_text("Paris\n")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    run_batch(tmp_path / "a.txt", out, small_distilbert)
+    elsewhere.mkdir()
+    shutil.move(out / "a.jsonl", elsewhere / "a.jsonl")
+    (out / "a.jsonl").symlink_to(elsewhere / "a.jsonl")
+    (out / "a.errors.jsonl").symlink_to(elsewhere / "a.errors.jsonl")  # none yet
+    for name in ("a.jsonl.tmp", "a.errors.jsonl.tmp"):  # what a killed run left
+        (elsewhere / name).write_text('{"cut": ')
+    (tmp_path / "a.txt").write_text("Paris\nBerlin\n")  # changed: labelled again
+    assert run_batch(tmp_path / "a.txt", out, small_distilbert).files == 1
+    assert (out / "a.jsonl").is_symlink()
+    assert [r["line"] for r in read_jsonl(elsewhere / "a.jsonl")] == [1, 2]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["a.jsonl"]

@@ -372,7 +372,7 @@ def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     )  # fmt: skip
     process.stdin.write(b"Berlin\n")  # the model loads and waits for more input
     process.stdin.flush()
-    time.sleep(4)
+    assert json.loads(process.stdout.readline())["text"] == "Berlin"  # loaded, answered, waiting
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     process.stdin.close()

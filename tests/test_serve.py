@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import minibert_ner
@@ -591,17 +591,149 @@ def test_a_body_that_stalls_is_answered_408(ner_model_dir) -> None:
         assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
 
 
-def test_a_stalled_client_does_not_block_shutdown_past_the_drain_timeout(ner_model_dir) -> None:
-    args = ("--model", str(ner_model_dir), "--body-timeout", "600", "--drain-timeout", "0.5")
+def read_answer(sock: socket.socket) -> tuple[int, bytes, bytes]:
+    """Everything the server sends until it closes the connection: (status, head, body)."""
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return (int(head.split()[1]) if head else 0), head, body
+
+
+REQUEST_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def test_headers_that_stall_are_answered_408_and_closed(ner_model_dir) -> None:
+    """A client that sends any prefix of a request's headers (on a new connection: nothing at
+    all included; after an answered request, nothing is an idle keep-alive connection, closed
+    after uvicorn's keep-alive timeout) and then waits: 408 in the JSON error shape after the
+    header timeout, the connection closed, the server still serving."""
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    limits = ServeLimits(header_timeout=0.2)
+    app = create_app(lambda: ner, ner.options, limits, model_name="test")
+    body = json.dumps({"inputs": TEXTS[0]}).encode()
+    whole = REQUEST_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    head = whole.index(b"\r\n\r\n") + 3  # a cut before the last byte of the headers
+    with serve_thread(app) as url:
+        wait_ready(url)
+        port = int(url.rsplit(":", 1)[1])
+
+        @settings(max_examples=20, deadline=None, derandomize=True)
+        @given(cut=st.integers(0, head), after_a_request=st.booleans())
+        def stall(cut: int, after_a_request: bool) -> None:
+            assume(cut > 0 or not after_a_request)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                if after_a_request:  # keep-alive: the first answer, then the stalled one
+                    sock.sendall(whole)
+                    first = b""
+                    while not first.endswith(b"]"):
+                        first += sock.recv(65536)
+                sock.sendall(whole[:cut])
+                status, head_, body_ = read_answer(sock)
+            assert status == 408 and b"connection: close" in head_.lower()
+            assert json.loads(body_)["error_type"] == "request_timeout"
+
+        stall()
+        assert post_json(url, {"inputs": TEXTS[0]})[0] == 200
+
+
+def test_a_request_followed_by_a_half_close_is_answered(ner_model_dir) -> None:
+    """Whole requests (one, or several pipelined), then the client shuts its side for writing:
+    each is answered as the pipeline answers it, then the connection is closed. A request cut
+    short by the half-close is a client that left: a 499, no answer, no traceback."""
+    ner = reference(ner_model_dir, max_length=WINDOW)
+    app = create_app(lambda: ner, ner.options, ServeLimits(), model_name="test")
+    requests_ = app.state.serve.metrics.requests
+    bodies = [json.dumps({"inputs": text}).encode() for text in TEXTS[:3]]
+    sent = [REQUEST_HEAD + b"Content-Length: %d\r\n\r\n" % len(b) + b for b in bodies]
+    with serve_thread(app) as url:
+        wait_ready(url)
+        port = int(url.rsplit(":", 1)[1])
+        for n in (1, 3):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(b"".join(sent[:n]))
+                sock.shutdown(socket.SHUT_WR)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            parts = answer.split(b"HTTP/1.1 ")[1:]
+            assert len(parts) == n, answer
+            for text, part in zip(TEXTS[:n], parts, strict=True):
+                assert part.startswith(b"200")
+                got = json.loads(part.partition(b"\r\n\r\n")[2])
+                assert_same_entities([got], [ner(text)])
+        before = requests_[("/", CLIENT_CLOSED)]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(sent[0][:-3])  # the body's last bytes never come
+            sock.shutdown(socket.SHUT_WR)
+            assert read_answer(sock)[0] == 0
+        wait_for(lambda: requests_[("/", CLIENT_CLOSED)] == before + 1)
+    assert not [k for k in requests_ if k[1] >= 500], requests_
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    line=st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b),
+    header=st.binary(max_size=40).filter(lambda b: b"\n" not in b),
+)
+def test_malformed_http_is_answered_in_the_json_error_shape(server, line, header) -> None:
+    """Any request line and header bytes: whatever the server answers is JSON in our error
+    shape (or a result), never uvicorn's plain text; HTTP the parser rejects is a 400."""
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(line + b"\r\n" + header + b"\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            status, head, body = read_answer(sock)
+        except ConnectionResetError:
+            return  # the server closed first; nothing was answered in another shape
+    if status == 0:
+        return  # nothing answered (an incomplete request that the half-close ended)
+    assert b"content-type: application/json" in head.lower(), head
+    answer = json.loads(body)
+    if status == 400:
+        assert answer["error_type"] in ("bad_request", "bad_json"), answer
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/1.1\r\nHost x\r\n\r\n", b"GET /\x7f HTTP/1.1\r\n\r\n"],
+)
+def test_http_the_parser_rejects_is_a_json_400(server, sent) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(sent)
+        status, head, body = read_answer(sock)
+    assert status == 400 and b"content-type: application/json" in head.lower(), head
+    assert json.loads(body)["error_type"] == "bad_request"
+
+
+@pytest.mark.parametrize("stalled_in", ["headers", "body"])
+def test_a_stalled_client_does_not_block_shutdown_past_the_drain_timeout(
+    ner_model_dir, stalled_in
+) -> None:
+    partial = {
+        "headers": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Le",
+        "body": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    }[stalled_in]
+    args = ("--model", str(ner_model_dir), "--body-timeout", "600", "--header-timeout", "600",
+            "--drain-timeout", "0.5")  # fmt: skip
     with serve_process(*args) as (url, process):
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
-            stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-            wait_for(lambda: "requests_in_flight 1" in request(url, path="/metrics")[2].decode())
+            stalled.sendall(partial)
+            if stalled_in == "body":
+                wait_for(
+                    lambda: "requests_in_flight 1" in request(url, path="/metrics")[2].decode()
+                )
+            else:
+                time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
             assert process.wait(30) == 0  # cut at the drain deadline, not held for ever
         stderr = process.stderr.read()
-        assert "Traceback" not in stderr and "1 connection(s) cut" in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+        if stalled_in == "body":
+            assert "1 connection(s) cut" in stderr, stderr
 
 
 # --- the process: shutdown, start-up failures, imports

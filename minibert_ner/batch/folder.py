@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import BatchError, JobError
-from ..files import AtomicFile, temporary_path
+from ..files import AtomicFile, temporary_for
 from .plan import FileCounts, FileJob, Stamp, output_paths
 
 __all__ = ["JOURNAL", "MANIFEST", "OutputFolder"]
@@ -216,7 +216,9 @@ class OutputFolder:
                 raise BatchError(f"cannot create output folder {folder}: {e.strerror or e}") from e
         for job in jobs:
             for path in (job.output, job.errors):
-                temporary_path(path).unlink(missing_ok=True)
+                tmp = temporary_for(path)  # beside the file a linked output names
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
 
     # --- state of each file --------------------------------------------------------------
 

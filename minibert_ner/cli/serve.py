@@ -83,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how long, at most, a batch waits for more requests to join it (default: {wait_ms:g})",
     )
     server.add_argument(
+        "--header-timeout",
+        type=positive_float,
+        default=LIMITS.header_timeout,
+        help="seconds a request's headers may take to arrive (from the connection opening or "
+        f"the request's first byte); then 408 and the connection closed (default: {LIMITS.header_timeout:g})",
+    )
+    server.add_argument(
         "--body-timeout",
         type=positive_float,
         default=LIMITS.body_timeout,
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         max_inputs=args.max_inputs,
         max_queue=args.max_queue,
         batch_wait=args.batch_wait_ms / 1000,
+        header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         drain_timeout=args.drain_timeout,
         api_key=api_key,

@@ -30,6 +30,7 @@ _load, __dir__ = lazy_exports(__name__, _EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in ("create_app", "serve"):
         try:
+            import httptools  # noqa: F401
             import starlette  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError as e:

@@ -12,11 +12,11 @@ counts it, not as a 5xx.
 
 | status | error_type                           | when                                          |
 |--------|--------------------------------------|-----------------------------------------------|
-| 400    | bad_json                             | the body is not JSON                          |
+| 400    | bad_json, bad_request                | the body is not JSON; malformed HTTP          |
 | 401    | unauthorized                         | an api key is set and the request lacks it    |
 | 404    | not_found                            | another path                                  |
 | 405    | method_not_allowed                   | e.g. GET /                                    |
-| 408    | request_timeout                      | the body stalled over body_timeout seconds    |
+| 408    | request_timeout                      | headers or body stalled (header/body_timeout) |
 | 413    | too_large, too_many_inputs           | body over max_request_bytes; over max_inputs  |
 | 422    | invalid_request                      | wrong types, empty text, unknown parameter    |
 | 500    | inference_error                      | the model failed on this request              |
@@ -185,6 +185,9 @@ async def info(request: Request) -> Response:
                 "max_inputs": state.limits.max_inputs,
                 "max_queue": state.limits.max_queue,
                 "batch_wait_ms": state.limits.batch_wait * 1000,
+                "header_timeout": state.limits.header_timeout,
+                "body_timeout": state.limits.body_timeout,
+                "drain_timeout": state.limits.drain_timeout,
                 "api_key": state.limits.api_key is not None,
             },
         }

@@ -23,6 +23,7 @@ class ServeLimits:
     max_inputs: int = 64  # texts in one request, at most
     max_queue: int = 256  # requests waiting for the model; more are answered 503
     batch_wait: float = 0.010  # seconds a batch may wait for more requests (batcher.py, step 1)
+    header_timeout: float = 10.0  # seconds a request's headers may take to arrive; then 408
     body_timeout: float = 30.0  # seconds a request's body may stall between two reads; then 408
     drain_timeout: float = 30.0  # seconds a shutdown waits for requests in flight; then cut
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: no key needed

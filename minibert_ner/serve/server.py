@@ -23,8 +23,9 @@ from ..inference.options import PipelineOptions
 from ..inference.pipeline import pipeline
 from .app import create_app
 from .limits import MAX_PORT, ServeLimits
+from .protocol import http_protocol
 
-__all__ = ["bind", "serve"]
+__all__ = ["bind", "serve", "uvicorn_config"]
 
 READ_SENT = 0.1  # s, after the listening socket closes, to read requests already sent
 WARM_UP = ["My name is Wolfgang and I live in Berlin."]
@@ -58,6 +59,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_config(app, limits: ServeLimits, log_level: str = "warning") -> uvicorn.Config:
+    """How uvicorn runs the application: our HTTP protocol (protocol.py: the header timeout,
+    answers after a half-close, JSON 400s), no access log, no server header."""
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=30,
+        server_header=False,
+        http=http_protocol(limits.header_timeout),
+    )
+
+
 class GracefulServer(uvicorn.Server):
     """uvicorn's server, told about a signal before it drains (so that /health says so), and
     returning normally afterwards instead of raising the signal again."""
@@ -84,13 +99,19 @@ class GracefulServer(uvicorn.Server):
         await asyncio.sleep(READ_SENT)
         for connection in list(self.server_state.connections):
             connection.shutdown()  # idle: closed; in progress: closed once answered
-        try:  # uvicorn's own wait, until the deadline (wait_for: Python 3.10 has no timeout())
-            await asyncio.wait_for(self._wait_tasks_to_complete(), self.drain_timeout)
+        try:  # until the deadline (wait_for: Python 3.10 has no asyncio.timeout())
+            await asyncio.wait_for(self.connections_closed(), self.drain_timeout)
         except asyncio.TimeoutError:
             self.cut = len(self.server_state.connections)
             for connection in list(self.server_state.connections):
                 connection.transport.abort()
         await super().shutdown(sockets)
+
+    async def connections_closed(self) -> None:
+        """Return when every connection has closed (each closes once its request is answered),
+        or at a second signal."""
+        while self.server_state.connections and not self.force_exit:
+            await asyncio.sleep(0.05)
 
     def handle_exit(self, sig, frame) -> None:
         self.on_signal()
@@ -133,14 +154,7 @@ def serve(
         on_load_error=stop,
     )
 
-    config = uvicorn.Config(
-        app,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=30,
-        server_header=False,
-    )
+    config = uvicorn_config(app, limits, log_level)
     server = GracefulServer(config, app.state.serve.drain, limits.drain_timeout)
     print(
         f"minibert-ner serve: listening on http://{shown}:{bound_port} (loading {model})",

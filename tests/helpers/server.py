@@ -98,11 +98,11 @@ def serve_thread(app) -> Iterator[str]:
     be loading its model (the url is given once the socket listens)."""
     import uvicorn
 
-    from minibert_ner.serve.server import bind
+    from minibert_ner.serve.server import bind, uvicorn_config
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.serve.limits, log_level="error"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT
