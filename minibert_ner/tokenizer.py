@@ -347,7 +347,7 @@ def deberta_from_sentencepiece(
     if not 0 <= unk_id < len(vocab):
         raise TokenizerError(
             f"the SentencePiece model's unknown id {unk_id} is outside its {len(vocab)} pieces, "
-            f"and it has no {unk[0]!r} piece; the model file is damaged"
+            f"and it has no {unk[0]!r} piece; the file is damaged: download it again"
         )
     backend = Backend(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
     control = [piece.text for piece in model.pieces if piece.type == CONTROL]
@@ -382,7 +382,8 @@ def _legacy_token_files(
             decoder[str(index)] = {"content": token, "lstrip": False, "rstrip": False,
                                    "normalized": not is_special, "special": is_special}  # fmt: skip
     for token in (tokenizer_json or {}).get("added_tokens") or []:
-        decoder[str(token["id"])] = {k: v for k, v in token.items() if k != "id"}
+        if isinstance(token, dict) and isinstance(token.get("id"), int) and "content" in token:
+            decoder[str(token["id"])] = {k: v for k, v in token.items() if k != "id"}
     if decoder:
         config["added_tokens_decoder"] = decoder
 

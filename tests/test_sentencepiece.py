@@ -220,15 +220,29 @@ def test_damaged_spm_model_is_one_line_error(damage, spm_models, tmp_path) -> No
     assert "\n" not in message
 
 
-@settings(max_examples=200, deadline=None)
+def test_unknown_id_outside_the_vocabulary_is_one_line_error(spm_models, tmp_path) -> None:
+    """A file that reads but whose unknown piece is missing and unk_id points past the end."""
+    model_pb2 = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
+    folder = spm_folder(spm_models["unigram"], tmp_path / "tok")
+    proto = model_pb2.ModelProto.FromString((folder / "spm.model").read_bytes())
+    proto.pieces[3].piece, proto.trainer_spec.unk_id = "[UNKNOWN]", 100_000
+    (folder / "spm.model").write_bytes(proto.SerializeToString())
+    with pytest.raises(TokenizerError, match=r"spm.model: .*unknown id 100000 is outside"):
+        Tokenizer.from_pretrained(folder)
+
+
+@settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=64), prefix=st.integers(0, 4000))
-def test_any_bytes_read_or_raise_tokenizer_error(spm_models, data, prefix) -> None:
-    """Arbitrary bytes, alone or after the start of a real model: read, or a TokenizerError."""
+def test_any_bytes_load_or_raise_tokenizer_error(spm_models, data, prefix) -> None:
+    """Arbitrary bytes as spm.model, alone or after the start of a real model: a tokenizer, or
+    a TokenizerError naming the file."""
     real = (spm_models["unigram"] / "spm.model").read_bytes()
-    path = spm_models["unigram"].parent / "any.model"
+    folder = spm_models["unigram"].parent / "any"
+    if not folder.exists():
+        spm_folder(spm_models["unigram"], folder)
     for content in (data, real[:prefix] + data):
-        path.write_bytes(content)
+        (folder / "spm.model").write_bytes(content)
         try:
-            read_sentencepiece(path)
+            Tokenizer.from_pretrained(folder)
         except TokenizerError as e:
-            assert str(path) in str(e)
+            assert str(folder / "spm.model") in str(e)
