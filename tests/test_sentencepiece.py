@@ -184,7 +184,7 @@ def test_pipeline_entities_match_transformers(spm_models, tmp_path) -> None:
     tokenizer = spm_folder(spm_models["unigram"], tmp_path / "tok")
     folder = deberta_ner_checkpoint(tmp_path / "model", tokenizer)
     assert (folder / "spm.model").is_file() and not (folder / "tokenizer.json").exists()
-    texts = parity_texts(24) + SPM_EDGES
+    texts = parity_texts(12) + SPM_EDGES
     ours = minibert_ner.pipeline(folder)
     expected = reference_entities(reference_pipeline(folder), texts)
     n = sum(

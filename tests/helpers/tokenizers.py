@@ -93,7 +93,7 @@ DEBERTA_V3_SPM = {
     "pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3,
     "pad_piece": "[PAD]", "bos_piece": "[CLS]", "eos_piece": "[SEP]", "unk_piece": "[UNK]",
 }  # fmt: skip
-SPM_SENTENCES = 1500  # CoNLL train sentences a SentencePiece model learns from (~0.5 s)
+SPM_SENTENCES = 1000  # CoNLL train sentences a SentencePiece model learns from (~0.5 s)
 
 
 def train_sentencepiece(folder: Path, vocab_size: int = 1000, **options) -> Path:
