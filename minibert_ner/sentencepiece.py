@@ -86,7 +86,7 @@ class SentencePieceModel:
     bos_piece: str
     eos_piece: str
     pad_piece: str
-    normalizer_name: str  # "nmt_nfkc", "identity", ... (the table below is what runs)
+    normalizer_name: str  # "nmt_nfkc", "identity", ... (the table, not the name, is what runs)
     precompiled_charsmap: bytes  # the normalisation table (b"": none)
     add_dummy_prefix: bool  # a space before the text
     remove_extra_whitespaces: bool  # strip, and runs of spaces -> one
@@ -162,10 +162,8 @@ def _message(
         expected = LENGTH if isinstance(kind, dict) else WIRE_TYPES[kind]
         if wire != expected:
             raise ValueError(f"field {name} has wire type {wire}, not {expected}")
-        if name == "pieces":
+        if name in REPEATED:  # only the pieces, each read by _piece
             out[name].append(_piece(value))
-        elif name in REPEATED:
-            out[name].append(_message(value, kind))
         elif isinstance(kind, dict):
             out[name] = _message(value, kind, out[name] or None)
         else:
