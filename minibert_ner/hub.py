@@ -31,6 +31,8 @@ TOKENIZER_FILES = [
     "merges.txt",
     "config.json",  # its model_type names the tokenizer class when tokenizer_config.json does not
     "special_tokens_map.json",
+    "added_tokens.json",  # with spm.model: tokens added to an older checkpoint
+    "spm.model",  # DeBERTa-v2/v3 checkpoints without tokenizer.json
 ]
 
 # "name" or "owner/name": letters, digits, '-', '_', '.'; what the hub accepts as a repo id.

@@ -12,8 +12,13 @@ builds it:
 - `vocab.txt` only (the dslim BERT models): the BERT WordPiece tokenizer, configured by
   `tokenizer_config.json` (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`);
 - `vocab.json` + `merges.txt` only (older RoBERTa checkpoints): RoBERTa's byte-level BPE;
-- a SentencePiece model file only: an error saying how to add a `tokenizer.json` (reading it
-  would need the `sentencepiece` package).
+- `spm.model` only (microsoft/deberta-v3-*, mdeberta-v3-base and fine-tunes that ship no
+  tokenizer.json): read by `sentencepiece.py` (no extra package) and built as transformers 5.x
+  builds DebertaV2Tokenizer from it: the pieces and scores, the model's `Precompiled`
+  normalisation table, its control pieces as special tokens, `added_tokens.json` and
+  `special_tokens_map.json` when tokenizer_config.json lists no added tokens;
+- another SentencePiece model file only (XLM-R's `sentencepiece.bpe.model`): an error saying how
+  to add a `tokenizer.json`.
 
 The tokenizer class is `tokenizer_config.json`'s `tokenizer_class`, else the one transformers
 picks for `config.json`'s `model_type`. Truncation is always off: long text is the pipeline's
@@ -45,6 +50,7 @@ from tokenizers.models import BPE, Unigram, WordPiece
 from .errors import InputError, TokenizerError
 from .families import FAMILIES
 from .hub import TOKENIZER_FILES, resolve_folder
+from .sentencepiece import CONTROL, SentencePieceModel, read_sentencepiece
 
 __all__ = [
     "REBUILT",
@@ -52,6 +58,7 @@ __all__ = [
     "Template",
     "Tokenizer",
     "bert_wordpiece",
+    "deberta_from_sentencepiece",
     "read_vocab",
     "rebuild",
     "roberta_bpe",
@@ -116,6 +123,10 @@ ROBERTA_SPECIAL_TOKENS = {
     "cls_token": "<s>",
     "mask_token": "<mask>",
 }
+# The named special tokens transformers knows, in its order.
+SPECIAL_TOKENS_ATTRIBUTES = (
+    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+)  # fmt: skip
 # DeBERTa-v2/v3's, likewise.
 DEBERTA_SPECIAL_TOKENS = {
     "bos_token": "[CLS]",
@@ -198,10 +209,16 @@ def roberta_bpe(
     return backend
 
 
-def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt) -> dict[str, str]:
+def _add_special_tokens(
+    backend: Backend,
+    config: dict[str, Any],
+    kind: Rebuilt,
+    extra_default: Sequence[str] | None = None,
+) -> dict[str, str]:
     """Add the tokens transformers adds to a rebuilt tokenizer: tokenizer_config.json's
     `added_tokens_decoder` (in id order), then the named special tokens and the extra ones it
-    does not have yet. Returns the named special tokens' strings."""
+    does not have yet (the config's, else `extra_default`, else the class's). Returns the named
+    special tokens' strings."""
     tokens: list[AddedToken] = []
     decoder = config.get("added_tokens_decoder") or {}
     for _, token in sorted(decoder.items(), key=lambda item: int(item[0])):
@@ -215,7 +232,8 @@ def _add_special_tokens(backend: Backend, config: dict[str, Any], kind: Rebuilt)
         tokens.append(_added_token(value, lstrip=True) if lstrip else _added_token(value))
         named[key] = _token_text(value)
     extra = config.get("additional_special_tokens", config.get("extra_special_tokens"))
-    extra = list(kind.extra_special_tokens) if extra is None else extra
+    if extra is None:
+        extra = list(kind.extra_special_tokens if extra_default is None else extra_default)
     tokens += [_added_token(t) for t in extra if isinstance(t, (str, dict))]
     first: dict[str, AddedToken] = {}  # a token listed twice is added as first listed
     for token in tokens:
@@ -246,9 +264,9 @@ def rebuild(tokenizer_json: dict[str, Any], config: dict[str, Any], kind: Rebuil
     if unk_id is None:
         unk_id = next((i for i, (piece, _) in enumerate(vocab) if piece == unk), 0)
     backend = Backend(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
-    if kind.deberta:
-        return _deberta_unigram(backend, config, kind)
     charsmap = _precompiled_charsmap(tokenizer_json.get("normalizer"))
+    if kind.deberta:
+        return _deberta_unigram(backend, config, kind, charsmap)
     if charsmap is not None:
         backend.normalizer = normalizers.Precompiled(charsmap)
     add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
@@ -277,26 +295,97 @@ def _around(backend: Backend, first: str, last: str, *, pair: str) -> None:
     )
 
 
-def _deberta_unigram(backend: Backend, config: dict[str, Any], kind: Rebuilt) -> Backend:
-    """What DebertaV2Tokenizer's constructor puts around the Unigram model: whitespace runs,
-    tabs and newlines -> one space, NFC, the right end stripped (tokenizer.json's own normaliser,
-    SentencePiece table included, is dropped); an optional punctuation split and one Metaspace
-    (offsets then include the space before a word); `[CLS] text [SEP]`."""
+def _deberta_unigram(
+    backend: Backend,
+    config: dict[str, Any],
+    kind: Rebuilt,
+    charsmap: bytes | None = None,
+    extra_default: Sequence[str] | None = None,
+) -> Backend:
+    """What DebertaV2Tokenizer's constructor puts around the Unigram model: with a SentencePiece
+    normalisation table (`charsmap`), the table, the right end stripped and runs of spaces -> one;
+    without, whitespace runs, tabs and newlines -> one space, NFC, the right end stripped (the
+    rest of tokenizer.json's own normaliser is dropped); an optional punctuation split and one
+    Metaspace (offsets then include the space before a word); `[CLS] text [SEP]`."""
     rules = [normalizers.Lowercase()] if config.get("do_lower_case", False) else []
-    rules += [
-        normalizers.Replace(Regex(r"\s{2,}|[\n\r\t]"), " "),
-        normalizers.NFC(),
-        normalizers.Strip(left=False, right=True),
-    ]
+    if charsmap is not None:
+        rules += [
+            normalizers.Precompiled(charsmap),
+            normalizers.Strip(left=False, right=True),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    else:
+        rules += [
+            normalizers.Replace(Regex(r"\s{2,}|[\n\r\t]"), " "),
+            normalizers.NFC(),
+            normalizers.Strip(left=False, right=True),
+        ]
     backend.normalizer = normalizers.Sequence(rules)
     split = [pre_tokenizers.Punctuation("isolated")] if config.get("split_by_punct") else []
     add_prefix_space = bool(config.get("add_prefix_space", kind.add_prefix_space))
     scheme = "always" if add_prefix_space else "first"
     _metaspace(backend, scheme, split)
-    special = _add_special_tokens(backend, config, kind)
+    special = _add_special_tokens(backend, config, kind, extra_default)
     cls, sep = special["cls_token"], special["sep_token"]
     _around(backend, cls, sep, pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")
     return backend
+
+
+def deberta_from_sentencepiece(
+    model: SentencePieceModel, config: dict[str, Any], kind: Rebuilt = REBUILT["DebertaV2Tokenizer"]
+) -> Backend:
+    """DebertaV2Tokenizer as transformers 5.x builds it from `spm.model` alone: the pieces and
+    their scores as a Unigram model (never byte fallback: DebertaV2Tokenizer turns it off, so a
+    character outside the vocabulary is `[UNK]` even when the model has byte pieces), the unknown
+    id of the `(unk_token, 0.0)` piece if there is one, else the model's; the model's
+    normalisation table; the control pieces as extra special tokens unless tokenizer_config.json
+    names its own. A BPE model is read the same way (transformers too takes its pieces and scores
+    as a Unigram vocabulary)."""
+    vocab = [(piece.text, piece.score) for piece in model.pieces]
+    unk = (_token_text(config.get("unk_token", kind.special_tokens["unk_token"])), 0.0)
+    unk_id = vocab.index(unk) if unk in vocab else model.unk_id
+    if not 0 <= unk_id < len(vocab):
+        raise TokenizerError(
+            f"the SentencePiece model's unknown id {unk_id} is outside its {len(vocab)} pieces, "
+            f"and it has no {unk[0]!r} piece; the file is damaged: download it again"
+        )
+    backend = Backend(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
+    control = [piece.text for piece in model.pieces if piece.type == CONTROL]
+    charsmap = model.precompiled_charsmap or None
+    return _deberta_unigram(backend, config, kind, charsmap, extra_default=control)
+
+
+def _legacy_token_files(
+    folder: Path, config: dict[str, Any], tokenizer_json: dict[str, Any] | None
+) -> None:
+    """What transformers reads besides tokenizer_config.json when it lists no
+    `added_tokens_decoder` (older checkpoints): special_tokens_map.json's tokens over the config's,
+    then as `added_tokens_decoder` added_tokens.json's tokens (special when they are a named or
+    extra special token, else normalised) and tokenizer.json's added tokens (`tokenizer_json`),
+    as they are. Changes `config` in place."""
+    if "added_tokens_decoder" in config:
+        return
+    for key, value in _read_json(folder / "special_tokens_map.json").items():
+        if tokenizer_json is None and key in ("additional_special_tokens", "extra_special_tokens"):
+            continue  # reading spm.model, transformers puts the control pieces there instead
+        config[key] = value | {"special": True} if isinstance(value, dict) else value
+    decoder: dict[str, Any] = {}
+    added = _read_json(folder / "added_tokens.json")
+    if added:
+        named = [config.get(key) for key in SPECIAL_TOKENS_ATTRIBUTES]
+        extra = config.get("additional_special_tokens", config.get("extra_special_tokens")) or []
+        special = {_token_text(t) for t in [*named, *extra] if isinstance(t, (str, dict))}
+        for token, index in added.items():
+            if not isinstance(index, int):
+                raise TokenizerError(f"{folder / 'added_tokens.json'}: {token!r} has no integer id")
+            is_special = token in special
+            decoder[str(index)] = {"content": token, "lstrip": False, "rstrip": False,
+                                   "normalized": not is_special, "special": is_special}  # fmt: skip
+    for token in (tokenizer_json or {}).get("added_tokens") or []:
+        if isinstance(token, dict) and isinstance(token.get("id"), int) and "content" in token:
+            decoder[str(token["id"])] = {k: v for k, v in token.items() if k != "id"}
+    if decoder:
+        config["added_tokens_decoder"] = decoder
 
 
 def _precompiled_charsmap(normalizer: dict[str, Any] | None) -> bytes | None:
@@ -428,22 +517,35 @@ class Tokenizer:
         revision: str | None = None,
         token: str | bool | None = None,
     ) -> Tokenizer:
-        """Load from a folder or hub id: `tokenizer.json` if present, else `vocab.txt`, else
-        `vocab.json` + `merges.txt` (see the module docstring)."""
+        """Load from a folder or hub id: `tokenizer.json` if present, else (DeBERTa-v2/v3)
+        `spm.model`, else `vocab.txt`, else `vocab.json` + `merges.txt` (see the module
+        docstring)."""
         folder = resolve_folder(name_or_path, revision=revision, token=token, files=TOKENIZER_FILES)
         config = _read_json(folder / "tokenizer_config.json")
         kind = tokenizer_class(config, _read_json(folder / "config.json"))
         if kind is None and (folder / "vocab.json").is_file():
             kind = "RobertaTokenizer"  # what transformers guesses for vocab.json + merges.txt
+        spm_model = folder / "spm.model"
+        from_spm = (
+            kind in REBUILT
+            and REBUILT[kind].deberta
+            and spm_model.is_file()
+            and not (folder / "tokenizer.json").is_file()
+        )
+        tokenizer_json: dict[str, Any] | None = None
+        if kind in REBUILT and (folder / "tokenizer.json").is_file():
+            tokenizer_json = _read_json(folder / "tokenizer.json")
+        if from_spm or tokenizer_json is not None:
+            # before the class's defaults: they do not make a token of added_tokens.json special
+            _legacy_token_files(folder, config, tokenizer_json)
         if kind in REBUILT:
             for key, default in REBUILT[kind].special_tokens.items():
                 config.setdefault(key, default)  # the class's defaults, stated
         if (folder / "tokenizer.json").is_file():
             path = folder / "tokenizer.json"
-            if kind in REBUILT:
-                text = _read_text(path)
+            if tokenizer_json is not None:  # a REBUILT class
                 try:
-                    backend = rebuild(json.loads(text), config, REBUILT[kind])
+                    backend = rebuild(tokenizer_json, config, REBUILT[kind])
                 except TokenizerError:
                     raise
                 except Exception as e:  # bad JSON, a missing field, a vocabulary Rust refuses
@@ -453,6 +555,12 @@ class Tokenizer:
                     backend = Backend.from_file(str(path))
                 except Exception as e:  # the Rust side raises a plain Exception
                     raise TokenizerError(f"cannot read {path}: {e}") from e
+        elif from_spm:
+            model = read_sentencepiece(spm_model)
+            try:
+                backend = deberta_from_sentencepiece(model, config, REBUILT[kind])
+            except Exception as e:  # a damaged model that reads: an id out of range, ...
+                raise TokenizerError(f"cannot build a tokenizer from {spm_model}: {e}") from e
         elif (folder / "vocab.txt").is_file():
             special = {k: _token_text(config.get(k, v)) for k, v in SPECIAL_TOKENS.items()}
             backend = bert_wordpiece(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import minibert_ner
-from minibert_ner import Tokenizer, TokenizerError
+from minibert_ner import Tokenizer
 from minibert_ner.inference.aggregation import STRATEGIES
 from minibert_ner.tokenizer import Template
 
@@ -75,17 +75,6 @@ def test_offsets_include_the_space_before_a_word(deberta_tokenizer) -> None:
     enc = Tokenizer.from_pretrained(deberta_tokenizer).encode("EU  rejects")
     assert enc.tokens[1] == "▁EU" and enc.offsets[1] == (0, 2)
     assert enc.tokens[2].startswith("▁") and enc.offsets[2][0] == 3  # " rejects": one space
-
-
-def test_spm_model_only_is_a_clear_error(tmp_path) -> None:
-    folder = tmp_path / "deberta"
-    folder.mkdir()
-    (folder / "spm.model").write_bytes(b"\x0a\x00")
-    (folder / "config.json").write_text(json.dumps({"model_type": "deberta-v2"}))
-    with pytest.raises(
-        TokenizerError, match=r"only the SentencePiece model spm.model.*save_pretrained"
-    ):
-        Tokenizer.from_pretrained(folder)
 
 
 # --- the pipeline -----------------------------------------------------------------------------

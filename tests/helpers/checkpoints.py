@@ -159,7 +159,7 @@ CALIBRATION_TEXTS = [
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
-                   "merges.txt", "special_tokens_map.json")  # fmt: skip
+                   "merges.txt", "special_tokens_map.json", "spm.model", "added_tokens.json")  # fmt: skip
 
 
 def copy_tokenizer(src: Path, dst: Path) -> None:

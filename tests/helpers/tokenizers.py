@@ -85,3 +85,31 @@ def train_unigram(folder: Path, tokenizer_class: str = "XLMRobertaTokenizer", **
     backend.save(str(folder / "tokenizer.json"))
     _write_config(folder, tokenizer_class, **config)
     return folder
+
+
+# SentencePiece's own ids as deberta-v3-base's spm.model has them: [PAD] [CLS] [SEP] control
+# pieces, [UNK] the unknown piece ([MASK] is added by the tokenizer, after the vocabulary).
+DEBERTA_V3_SPM = {
+    "pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3,
+    "pad_piece": "[PAD]", "bos_piece": "[CLS]", "eos_piece": "[SEP]", "unk_piece": "[UNK]",
+}  # fmt: skip
+SPM_SENTENCES = 1000  # CoNLL train sentences a SentencePiece model learns from (~0.5 s)
+
+
+def train_sentencepiece(folder: Path, vocab_size: int = 1000, **options) -> Path:
+    """`folder/spm.model`, trained by the `sentencepiece` package on CoNLL-2003 train sentences
+    with deberta-v3's special pieces; `options` are SentencePieceTrainer's (model_type,
+    normalization_rule_name, byte_fallback, user_defined_symbols, ...)."""
+    import io
+
+    import sentencepiece
+
+    model = io.BytesIO()
+    texts = [" ".join(words) for words in conll_sentences("train", limit=SPM_SENTENCES)]
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+        num_threads=1, minloglevel=2, **(DEBERTA_V3_SPM | options),
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spm.model").write_bytes(model.getvalue())
+    return folder
