@@ -41,7 +41,6 @@ __all__ = [
     "Engine",
     "EXIT_INCOMPLETE",
     "BatchSummary",
-    "FINGERPRINT_BYTES",
     "ProgressLog",
     "model_fingerprint",
     "run_batch",
