@@ -1,7 +1,7 @@
 """The families minibert-ner runs, one registration each, and `Model`: what every model file's
 token classifier is to the rest of the package.
 
-A family is its model file (`model.py`, `deberta.py`: torch modules that read alone) and one
+A family is its model file (`model.py`, `deberta.py`, `modernbert.py`: torch modules that read alone) and one
 `Family` below, which holds everything else the package knows about it: `config.py` reads its
 config.json names, defaults and traits, `checkpoint.py` its key table, prefix and model class,
 `tokenizer.py` its tokenizer class. `tests/test_registry.py` checks that every registration
@@ -375,7 +375,8 @@ class Model(Protocol):
 
     Its module names are the ones the family's key table maps to: `embeddings`,
     `layers.{i}` (each a `block_type`, with `attention` of `num_heads` heads, `attention_norm`,
-    `ffn`, `output_norm`), `dropout`, `classifier`.
+    `ffn`, `output_norm`; ModernBERT's pre-LN blocks `attention_norm` and `ffn_norm` before
+    them), `dropout`, `classifier` (ModernBERT: `final_norm` and a `head` before it).
     """
 
     block_type: ClassVar[type[nn.Module]]  # the block class `layers` stacks
@@ -399,6 +400,11 @@ class Model(Protocol):
         logits (B, T, num_labels) and, when asked, the hidden states (embeddings output + every
         block) and each block's attention probabilities (B, nh, T, T). packed: every layer on
         the real tokens only (packing.py), the same numbers; no attention probabilities."""
+        ...
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on the encoder's output (`hidden_states[-1]`): (..., H) ->
+        (..., num_labels), what forward does after its last block (and final norm)."""
         ...
 
     @property

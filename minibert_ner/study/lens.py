@@ -1,10 +1,10 @@
 """Look inside the model for one text: the logit lens, hidden-state norms, attention per head.
 
 The logit lens applies the classification head to every layer's hidden state, not only the last
-one, to show at which depth each token's label emerges. Our blocks are post-LN: the embeddings
-output and every block output have just left a LayerNorm, which is exactly the point where the
-last block hands over to the classifier. So the head applies to each of them directly; no extra
-final norm is needed (pre-LN models such as GPT-2 must apply their final `ln_f` first).
+one, to show at which depth each token's label emerges. Post-LN blocks (BERT and its kin,
+DeBERTa): the embeddings output and every block output have just left a LayerNorm, which is
+exactly the point where the last block hands over to the classifier, so the head applies to each
+of them directly. Pre-LN ModernBERT (like GPT-2 with its `ln_f`) gets its `final_norm` first.
 
     inspection = inspect_text(model, tokenizer, "Ada Lovelace was born in London.")
     print(inspection.render())            # three tables: labels per layer, norms, heads
@@ -44,9 +44,14 @@ __all__ = [
 def logit_lens(model: Model, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
     """The classification head on each hidden state: (L+1) x (B, T, H) -> (L+1, B, T, num_labels).
 
-    The last entry equals the model's logits (the head's dropout is inactive in eval mode).
+    The last entry equals the model's logits (the head's dropout is inactive in eval mode). A
+    pre-LN model (ModernBERT) has a `final_norm` that only the last hidden state has passed: the
+    others pass it here first, as the lens does for GPT-2's `ln_f`.
     """
-    return torch.stack([model.classifier(model.dropout(h)) for h in hidden_states])
+    final_norm = getattr(model, "final_norm", None)
+    if final_norm is not None:
+        hidden_states = [*map(final_norm, hidden_states[:-1]), hidden_states[-1]]
+    return torch.stack([model.classify(h) for h in hidden_states])
 
 
 @dataclass
