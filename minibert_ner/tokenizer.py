@@ -429,6 +429,12 @@ class Tokenizer:
         # the space: without it, every word would be tokenized as if glued to the one before
         # (transformers does that: huggingface/transformers#37883).
         self.spaced_words = spaced_words
+        # Added tokens that take the space before or after them (ModernBERT's and CamemBERT's
+        # mask): an encoding's token string then holds that space, the vocabulary's does not.
+        self.stripping_tokens = {
+            i: t.content for i, t in backend.get_added_tokens_decoder().items()
+            if t.lstrip or t.rstrip
+        }  # fmt: skip
 
     @property
     def vocab_size(self) -> int:
@@ -567,6 +573,15 @@ class Tokenizer:
             ids[i, :n] = torch.tensor(e.ids, dtype=torch.long)
             mask[i, :n] = 1
         return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+    def vocabulary_tokens(self, encoding: Encoding, start: int, end: int) -> list[str]:
+        """The tokens start..end-1 of an encoding as the vocabulary writes them (transformers'
+        convert_ids_to_tokens): an added token that took a space is written without it."""
+        tokens = encoding.tokens[start:end]
+        if not self.stripping_tokens:
+            return tokens
+        ids = encoding.ids[start:end]
+        return [self.stripping_tokens.get(i, t) for i, t in zip(ids, tokens, strict=True)]
 
     def tokens_to_string(self, tokens: Sequence[str]) -> str:
         """Join tokens into text as `transformers`' convert_tokens_to_string does (via the decoder)."""

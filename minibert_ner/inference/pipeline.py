@@ -369,8 +369,8 @@ class NERPipeline:
             text, offsets = join_words(item, offsets, encoding.word_ids[P:end], tok.spaced_words)
         by_word_ids = options.word_grouping == "word_ids"
         tokens = gather_tokens(
-            text, encoding.tokens[P:end], offsets, encoding.special_tokens_mask[P:end],
-            encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
+            text, tok.vocabulary_tokens(encoding, P, end), offsets,
+            encoding.special_tokens_mask[P:end], encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
             first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
             word_ids=encoding.word_ids[P:end] if by_word_ids else None,
         )  # fmt: skip
