@@ -232,7 +232,7 @@ class ModernBertAttention(nn.Module):
             if fast:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             else:
-                scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
+                scores = (q @ k.transpose(-2, -1)) * hs**-0.5  # (B, nh, T, T)
                 if bias is not None:
                     scores = scores + bias  # hidden keys -> very negative
                 probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)  # (B, nh, T, T)

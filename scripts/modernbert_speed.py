@@ -13,7 +13,8 @@ alternating, best of `repeat` each:
 
 - `conll`: the first N CoNLL test sentences (a subset: the 3,453 take long on a shared 2-core CPU);
 - `long`: one document of about `doc-tokens` tokens (CoNLL test sentences joined), within one
-  8,192-token window, so both run the same single forward pass over it;
+  8,192-token window, so both run the same single forward pass over it (and its logits are
+  compared: the largest difference is printed);
 - `attention`: one local block's attention at T = the document's length, its fast path (SDPA
   on chunks of queries, each against the keys within reach) beside the same block run as a
   global one (SDPA over all T x T) and the local block with a dense T x T band mask (what the
@@ -148,6 +149,8 @@ def main() -> None:
                   "transformers": lambda: theirs(sentences, batch_size=32)}, args.repeat)  # fmt: skip
     with torch.inference_mode():
         got, expected = ours(doc), theirs(doc)
+        batch = ours.tokenizer.to_tensors([ours.tokenizer.encode(doc)])
+        logits_diff = (ours.model(**batch).logits - theirs.model(**batch).logits).abs().max()
     same = [(e["start"], e["end"], e["entity_group"]) for e in got] == [
         (e["start"], e["end"], e["entity_group"]) for e in expected
     ]
@@ -158,7 +161,8 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "conll": {"sentences": len(sentences), **conll,
                   "ratio": conll["ours"] / conll["transformers"]},
-        "long": {"tokens": doc_tokens, "entities": len(got), "same_entities": same, **long,
+        "long": {"tokens": doc_tokens, "entities": len(got), "same_entities": same,
+                 "logits_max_abs_diff": logits_diff.item(), **long,
                  "ratio": long["ours"] / long["transformers"]},
         "attention": {"tokens": doc_tokens, **attention,
                       "local / global": attention["local"] / attention["global"],
