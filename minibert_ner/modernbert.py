@@ -197,7 +197,9 @@ class ModernBertAttention(nn.Module):
         q = rotate(q.view(*lead, nh, hs), cos, sin).view(*lead, nh * hs)
         k = rotate(k.view(*lead, nh, hs), cos, sin).view(*lead, nh * hs)
         if positions.packed is not None:
-            y = positions.packed.attend(lambda q, k, v, keep: self.attend(q, k, v, keep)[0], q, k, v)
+            y = positions.packed.attend(
+                lambda q, k, v, keep: self.attend(q, k, v, keep)[0], q, k, v
+            )
             return self.output_dropout(self.output(y)), None  # (N, H)
         y, probs = self.attend(q, k, v, positions.keep, output_attentions)
         return self.output_dropout(self.output(y)), probs  # (B, T, H)

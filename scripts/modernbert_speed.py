@@ -43,8 +43,15 @@ def modernbert_model(folder: Path) -> Path:
     """The random ModernBERT-base-shape token classifier and its tokenizer (module docstring)."""
     import torch
     import transformers
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-    from tokenizers import trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -70,9 +77,14 @@ def modernbert_model(folder: Path) -> Path:
     id2label = dict(enumerate(LABELS))
     model = transformers.ModernBertForTokenClassification(
         transformers.ModernBertConfig(
-            **BASE, pad_token_id=ids["[PAD]"], cls_token_id=ids["[CLS]"],
-            sep_token_id=ids["[SEP]"], bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"],
-            id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            **BASE,
+            pad_token_id=ids["[PAD]"],
+            cls_token_id=ids["[CLS]"],
+            sep_token_id=ids["[SEP]"],
+            bos_token_id=ids["[CLS]"],
+            eos_token_id=ids["[SEP]"],
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
         )  # fmt: skip
     )
     with torch.no_grad():

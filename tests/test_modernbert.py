@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import minibert_ner
 from minibert_ner import ConfigError, ModernBertTokenClassifier, Tokenizer, load_model, save_model
@@ -101,8 +101,11 @@ def test_both_config_forms_and_save_round_trip(tmp_path) -> None:
         c = ref(input_ids=ids, attention_mask=mask).logits
     assert torch.equal(a, b) and max_diff(a, c, mask) <= TOL
 
-    scaled = saved | {"rope_parameters": {"full_attention": {"rope_type": "linear",
-                                                             "rope_theta": 1e4, "factor": 2.0}}}
+    scaled = saved | {
+        "rope_parameters": {
+            "full_attention": {"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0}
+        }
+    }
     with pytest.raises(ConfigError, match="rope_parameters.full_attention.rope_type is 'linear'"):
         ModelConfig.from_dict(scaled)
     with pytest.raises(ConfigError, match="layer_types must name"):
@@ -112,7 +115,8 @@ def test_both_config_forms_and_save_round_trip(tmp_path) -> None:
 
 
 def test_config_defaults_are_transformers_defaults() -> None:
-    ours, theirs = ModelConfig.from_dict({"model_type": "modernbert"}), transformers.ModernBertConfig()
+    ours = ModelConfig.from_dict({"model_type": "modernbert"})
+    theirs = transformers.ModernBertConfig()
     assert (ours.num_layers, ours.hidden_size, ours.num_heads, ours.intermediate_size) == (
         theirs.num_hidden_layers, theirs.hidden_size, theirs.num_attention_heads,
         theirs.intermediate_size,
@@ -172,7 +176,9 @@ def test_inspect_and_interventions(tmp_path, modernbert_tokenizer) -> None:
     T = logits.shape[0]
     far = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).abs() > 4
     for block, attention in zip(model.layers, inspection.attentions, strict=True):
-        assert T > 9 and bool((attention[:, far] == 0).all()) == (block.layer_type != "full_attention")
+        assert T > 9 and bool((attention[:, far] == 0).all()) == (
+            block.layer_type != "full_attention"
+        )
 
     with torch.inference_mode(), mask_heads(model, {1: [0, 2]}):
         masked = model(**batch).logits
@@ -272,7 +278,9 @@ def modernbert_ner_checkpoint(folder: Path, tokenizer: Path, **overrides) -> Pat
 
 @pytest.fixture(scope="module")
 def modernbert_ner(tmp_path_factory, modernbert_tokenizer) -> Path:
-    return modernbert_ner_checkpoint(tmp_path_factory.mktemp("modernbert_ner"), modernbert_tokenizer)
+    return modernbert_ner_checkpoint(
+        tmp_path_factory.mktemp("modernbert_ner"), modernbert_tokenizer
+    )
 
 
 def test_entities_match_transformers(modernbert_ner) -> None:
@@ -306,9 +314,13 @@ def test_pre_split_entities_are_those_of_the_text(modernbert_ner) -> None:
         assert_same_entities(split, ner(texts, aggregation_strategy=strategy), strategy, 1e-5)
         for words, got in zip(sentences, split, strict=True):
             their = theirs(words, is_split_into_words=True, aggregation_strategy=strategy)[0]
-            changed += [(e["start"], e["end"]) for e in got] != [(e["start"], e["end"]) for e in their]
-    print(f"\npre-split words: transformers' entities differ from their text's in {changed} of "
-          f"{2 * len(sentences)} (sentence, strategy) pairs; ours in none")
+            changed += [(e["start"], e["end"]) for e in got] != [
+                (e["start"], e["end"]) for e in their
+            ]
+    print(
+        f"\npre-split words: transformers' entities differ from their text's in {changed} of "
+        f"{2 * len(sentences)} (sentence, strategy) pairs; ours in none"
+    )
     assert changed > 10
     words = ner(texts, aggregation_strategy="none", ignore_labels=[])
     labels = ner.label_words(sentences)
@@ -350,10 +362,13 @@ def ner(modernbert_ner):
 # --- the commands -------------------------------------------------------------------------------
 
 
-def test_train_evaluate_inspect_batch_serve(modernbert_tokenizer, conll_dir, tmp_path, capsys) -> None:
+def test_train_evaluate_inspect_batch_serve(
+    modernbert_tokenizer, conll_dir, tmp_path, capsys
+) -> None:
     """A base ModernBertModel (no head) is fine-tuned a few steps with a fresh head by `train`;
-    the result loads in transformers with equal logits; `evaluate`, `inspect` (local blocks
-    named), `batch` and the server run it, batch and server equal to the pipeline."""
+    the result loads in transformers with equal logits; `evaluate`, `inspect` (which names each
+    block global or local), `batch` and the server run it, batch and server equal to the
+    pipeline."""
     from minibert_ner.cli import main
     from minibert_ner.serve.app import create_app
     from minibert_ner.serve.limits import ServeLimits
@@ -391,7 +406,7 @@ def test_train_evaluate_inspect_batch_serve(modernbert_tokenizer, conll_dir, tmp
                  str(report)]) == 0  # fmt: skip
     assert json.loads(report.read_text())["sentences"] == 16
     assert main(["inspect", "--model", str(out), sentences[0]]) == 0
-    assert "Logit lens" in capsys.readouterr().out
+    assert "blocks: L0 global, L1 local (±4), L2 global, L3 local (±4)" in capsys.readouterr().out
 
     (tmp_path / "in.txt").write_text("\n".join(sentences) + "\n", "utf-8")
     assert main(["batch", "--input", str(tmp_path / "in.txt"), "--output",
