@@ -372,24 +372,17 @@ def test_train_evaluate_inspect_batch_serve(
     from minibert_ner.cli import main
     from minibert_ner.serve.app import create_app
     from minibert_ner.serve.limits import ServeLimits
-    from minibert_ner.training.conll import read_conll
 
     from .helpers.checkpoints import copy_tokenizer, load_reference
     from .helpers.corpora import read_jsonl
     from .helpers.server import post_json, serve_thread, wait_ready
-    from .test_families import write_conll
+    from .test_families import train_a_few_steps
 
     tok = Tokenizer.from_pretrained(modernbert_tokenizer)
     base = make_modernbert_checkpoint(tmp_path / "base", labels=None, base=True,
                                       vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id)  # fmt: skip
     copy_tokenizer(modernbert_tokenizer, base)
-    train_file = write_conll(tmp_path / "train.txt", read_conll(conll_dir / "train.txt")[:48])
-    valid = read_conll(conll_dir / "valid.txt")[:16]
-    valid_file = write_conll(tmp_path / "valid.txt", valid)
-    out = tmp_path / "model"
-    assert main(["train", "--model", str(base), "--train", str(train_file), "--valid",
-                 str(valid_file), "--output", str(out), "--max-steps", "4", "--batch-size",
-                 "12", "--lr", "1e-3"]) == 0  # fmt: skip
+    out, valid, valid_file = train_a_few_steps(base, tmp_path, conll_dir)
     ours, theirs = load_model(out), load_reference(out)
     assert theirs.config.id2label == ours.id2label and len(ours.id2label) == 9
     sentences = [" ".join(s.words) for s in valid[:6]]
