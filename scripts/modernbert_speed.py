@@ -1,7 +1,8 @@
 """ModernBERT-base's shape beside transformers, in one run: CoNLL test sentences, a long document
 in one 8k window, and what a local (sliding-window) block's attention costs beside a global one.
 
-    python scripts/modernbert_speed.py [--sentences 300] [--doc-tokens 8000] [--repeat 2]
+    python scripts/modernbert_speed.py [--sentences 100] [--doc-tokens 4000]
+                                       [--attention-tokens 8192] [--repeat 2]
 
 The model is a random ModernBertForTokenClassification in ModernBERT-base's shape (22 layers x
 768, 12 heads, GeGLU 1152, global attention every third block, local window 128; vocabulary
@@ -13,12 +14,12 @@ alternating, best of `repeat` each:
 
 - `conll`: the first N CoNLL test sentences (a subset: the 3,453 take long on a shared 2-core CPU);
 - `long`: one document of about `doc-tokens` tokens (CoNLL test sentences joined), within one
-  8,192-token window, so both run the same single forward pass over it (and its logits are
-  compared: the largest difference is printed);
-- `attention`: one local block's attention at T = the document's length, its fast path (SDPA
-  on chunks of queries, each against the keys within reach) beside the same block run as a
-  global one (SDPA over all T x T) and the local block with a dense T x T band mask (what the
-  readable path and transformers' SDPA path do).
+  8,192-token window, so both run the same single forward pass over it (its logits are
+  compared too: the largest difference is printed, and whether the entities are the same);
+- `attention`: one local block's attention at T = `attention-tokens` (8,192: a full window),
+  its fast path (SDPA on chunks of queries, each against the keys within reach) beside the same
+  block run as a global one (SDPA over all T x T) and the local block with a dense T x T band
+  mask (what the readable path and transformers' SDPA path do).
 
 Prints one JSON object; the ratios are minibert-ner's time / transformers' (or / global's).
 """
@@ -93,14 +94,17 @@ def modernbert_model(folder: Path) -> Path:
     return folder
 
 
-def best(fns: dict, repeat: int) -> dict[str, float]:
-    """Each function's best time over `repeat` runs, the functions alternating."""
+def best(fns: dict, repeat: int, results: dict | None = None) -> dict[str, float]:
+    """Each function's best time over `repeat` runs, the functions alternating; `results`
+    receives each function's last result."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             t0 = time.perf_counter()
-            fn()
+            result = fn()
             times[name].append(time.perf_counter() - t0)
+            if results is not None:
+                results[name] = result
     return {name: min(values) for name, values in times.items()}
 
 
@@ -129,8 +133,9 @@ def attention_costs(model, T: int, repeat: int) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sentences", type=int, default=300)
-    p.add_argument("--doc-tokens", type=int, default=8000)
+    p.add_argument("--sentences", type=int, default=100)
+    p.add_argument("--doc-tokens", type=int, default=4000)
+    p.add_argument("--attention-tokens", type=int, default=8192)
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
 
@@ -159,15 +164,17 @@ def main() -> None:
     ours(sentences[:32]), theirs(sentences[:32], batch_size=32)  # warm-up
     conll = best({"ours": lambda: ours(sentences),
                   "transformers": lambda: theirs(sentences, batch_size=32)}, args.repeat)  # fmt: skip
-    with torch.inference_mode():
-        got, expected = ours(doc), theirs(doc)
-        batch = ours.tokenizer.to_tensors([ours.tokenizer.encode(doc)])
-        logits_diff = (ours.model(**batch).logits - theirs.model(**batch).logits).abs().max()
+    found: dict[str, list] = {}
+    long = best({"ours": lambda: ours(doc), "transformers": lambda: theirs(doc)}, args.repeat,
+                found)  # fmt: skip
+    got, expected = found["ours"], found["transformers"]
     same = [(e["start"], e["end"], e["entity_group"]) for e in got] == [
         (e["start"], e["end"], e["entity_group"]) for e in expected
     ]
-    long = best({"ours": lambda: ours(doc), "transformers": lambda: theirs(doc)}, args.repeat)
-    attention = attention_costs(ours.model, doc_tokens, args.repeat)
+    with torch.inference_mode():
+        batch = ours.tokenizer.to_tensors([ours.tokenizer.encode(doc)])
+        logits_diff = (ours.model(**batch).logits - theirs.model(**batch).logits).abs().max()
+    attention = attention_costs(ours.model, args.attention_tokens, args.repeat)
     print(json.dumps({
         "model": "ModernBERT-base shape, random weights (transformers-made)",
         "threads": torch.get_num_threads(),
@@ -176,7 +183,7 @@ def main() -> None:
         "long": {"tokens": doc_tokens, "entities": len(got), "same_entities": same,
                  "logits_max_abs_diff": logits_diff.item(), **long,
                  "ratio": long["ours"] / long["transformers"]},
-        "attention": {"tokens": doc_tokens, **attention,
+        "attention": {"tokens": args.attention_tokens, **attention,
                       "local / global": attention["local"] / attention["global"],
                       "local_dense / global": attention["local_dense"] / attention["global"]},
     }, indent=1))  # fmt: skip
