@@ -6,7 +6,9 @@
 Published checkpoints name their tensors after the `transformers` classes
 (`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`;
 RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`;
-DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`).
+DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`;
+ModernBERT under `model.`, its head's dense layer and LayerNorm beside it: `model.layers.3.attn.Wqkv`,
+`head.dense`).
 One explicit table per family (its `key_table` in `families.py`) maps each checkpoint module to
 ours; the same table, read backwards, names the tensors when we save, so what we write loads in
 `transformers` too.

@@ -1,7 +1,8 @@
 """Model configuration: one dataclass for every family, read from and written to `config.json`.
 
 The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA; DeBERTa-v2/v3, whose
-attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same
+attention is its own, `deberta.py`) are post-LayerNorm encoders; ModernBERT (`modernbert.py`) is
+a pre-LayerNorm one with rotary positions and sliding-window blocks. They name the same
 hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs `num_hidden_layers`, ...).
 Each family's registration in `families.py` holds the names its config.json uses, the
 transformers config class's defaults, and what the family fixes in code rather than in its
