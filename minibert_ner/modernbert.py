@@ -15,9 +15,11 @@ in float32). A block is global (`full_attention`: every token sees every token, 
 checkpoints make every third block global (`global_attn_every_n_layers`). No LayerNorm has a bias
 and no projection either, unless the config says (`norm_bias`, `attention_bias`, `mlp_bias`).
 
-The local blocks never cost more than global ones: on long rows the fast path runs them in
-chunks of queries, each against only the keys within its reach (`local_attention_in_chunks`),
-so a row of T tokens costs T x (chunk + window) scores instead of T x T.
+The local blocks cost no more than global ones where it matters: a row no longer than the window
+(+ 1) runs exactly as in a global block (every pair is within reach), and on long rows the fast
+path runs them in chunks of queries, each against only the keys within its reach
+(`local_attention_in_chunks`), so a row of T tokens costs T x (chunk + 2 x window) scores
+instead of T x T; in between, a dense band mask.
 
 Packed batches (`packing.py`) as in the other model files: every projection runs on the real
 tokens only, and attention per group of rows of similar length, each row in a group starting at
@@ -222,15 +224,17 @@ class ModernBertAttention(nn.Module):
         v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         dropout_p = self.dropout_p if self.training else 0.0
         fast = self.use_sdpa and not output_attentions
+        # A row no longer than the window + 1 has every pair within reach: no band to mask.
+        window = self.window if self.window is not None and T > self.window + 1 else None
 
         probs = None
-        if fast and self.window is not None and T > self.local_chunk + 2 * self.window:
+        if fast and window is not None and T > self.local_chunk + 2 * window:
             y = self.local_attention_in_chunks(q, k, v, keep, dropout_p)
         else:
-            if self.window is None:  # global: only padding is hidden, (B, 1, 1, T) or None
+            if window is None:  # global: only padding is hidden, (B, 1, 1, T) or None
                 bias = attention_mask_bias(keep, q.dtype)
             else:  # local: the band |q - k| <= window, and padding: (1 or B, 1, T, T)
-                bias = band_bias(range(T), range(T), self.window, keep, q.dtype)
+                bias = band_bias(range(T), range(T), window, keep, q.dtype)
             if fast:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             else:
