@@ -43,6 +43,7 @@ _EXPORTS = {
     "TokenClassifier": "model",
     "TokenClassifierOutput": "model",
     "DebertaTokenClassifier": "deberta",
+    "ModernBertTokenClassifier": "modernbert",
     "Tokenizer": "tokenizer",
     "Entity": "inference.aggregation",
     "TokenEntity": "inference.aggregation",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline
     from .model import TokenClassifier, TokenClassifierOutput
+    from .modernbert import ModernBertTokenClassifier
     from .tokenizer import Tokenizer
 
 

@@ -6,7 +6,9 @@
 Published checkpoints name their tensors after the `transformers` classes
 (`distilbert.transformer.layer.3.attention.q_lin.weight`, `bert.encoder.layer.3.attention.self.query.weight`;
 RoBERTa, XLM-RoBERTa and CamemBERT use BERT's names under `roberta.`, ELECTRA under `electra.`;
-DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`).
+DeBERTa-v2/v3 its own, under `deberta.`: `deberta.encoder.layer.3.attention.self.query_proj.weight`;
+ModernBERT under `model.`, its head's dense layer and LayerNorm beside it: `model.layers.3.attn.Wqkv`,
+`head.dense`).
 One explicit table per family (its `key_table` in `families.py`) maps each checkpoint module to
 ours; the same table, read backwards, names the tensors when we save, so what we write loads in
 `transformers` too.
@@ -33,6 +35,7 @@ from .families import FAMILIES, Model
 from .files import AtomicFile
 from .hub import WEIGHT_FILES, resolve_folder
 from .model import TokenClassifier
+from .modernbert import ModernBertTokenClassifier
 
 __all__ = [
     "KEY_TABLES",
@@ -47,7 +50,7 @@ __all__ = [
 ]
 
 # The model classes; a family names the one that runs it (`Family.model_class`).
-MODEL_CLASSES = (TokenClassifier, DebertaTokenClassifier)
+MODEL_CLASSES = (TokenClassifier, DebertaTokenClassifier, ModernBertTokenClassifier)
 MODEL_CLASS_NAMES = {cls.__name__: cls for cls in MODEL_CLASSES}
 
 # Views of the family registry (families.py), by model_type: checkpoint module (after the
@@ -233,12 +236,22 @@ def load_model(
     with torch.device("meta"):
         model = build_model(config)  # shapes only: the checkpoint's tensors are assigned below
     expected = {k: v.shape for k, v in model.state_dict().items()}
-    if fresh_head:
-        expected = {k: v for k, v in expected.items() if not k.startswith("classifier.")}
+    # The head's layers before the classifier (ModernBERT): fresh too where a base model has none.
+    modules = module_map(config)
+    fresh_parts = [
+        modules[theirs]
+        for theirs in config.family.head_modules
+        if fresh_head and not any(k.startswith(f"{theirs}.") for k in tensors)
+    ]
+    for part in ["classifier"] * fresh_head + fresh_parts:
+        expected = {k: v for k, v in expected.items() if not k.startswith(f"{part}.")}
     state = state_dict_from_checkpoint(tensors, config, expected)
     model.load_state_dict(state, strict=False, assign=True)
     if fresh_head:
         model.classifier = _fresh_head(config)
+    for part in fresh_parts:
+        module = model.get_submodule(part).to_empty(device="cpu")
+        model.init_weights(module)
 
     torch_dtype = resolve_dtype(dtype)
     # One dtype for the whole model; float32 unless asked (checkpoints may store fp16).
@@ -263,11 +276,9 @@ def save_model(model: Model, folder: str | Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
         module, _, param = key.rpartition(".")
-        name = (
-            f"{module}.{param}"
-            if module in HEAD_TABLE
-            else f"{prefix}{ours_to_theirs[module]}.{param}"
-        )
+        theirs = HEAD_TABLE.get(module) or ours_to_theirs[module]
+        beside = module in HEAD_TABLE or theirs in config.family.head_modules
+        name = f"{'' if beside else prefix}{theirs}.{param}"
         tensors[name] = tensor.detach().to("cpu").contiguous()
     config.save(out)
     path = out / "model.safetensors"

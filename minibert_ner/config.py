@@ -1,7 +1,8 @@
 """Model configuration: one dataclass for every family, read from and written to `config.json`.
 
 The families (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA; DeBERTa-v2/v3, whose
-attention is its own, `deberta.py`) are post-LayerNorm encoders. They name the same
+attention is its own, `deberta.py`) are post-LayerNorm encoders; ModernBERT (`modernbert.py`) is
+a pre-LayerNorm one with rotary positions and sliding-window blocks. They name the same
 hyper-parameters differently (`dim` vs `hidden_size`, `n_layers` vs `num_hidden_layers`, ...).
 Each family's registration in `families.py` holds the names its config.json uses, the
 transformers config class's defaults, and what the family fixes in code rather than in its
@@ -12,7 +13,7 @@ config.json (RoBERTa's position numbering, DistilBERT's missing attention-output
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ FIELD_NAMES: dict[str, Mapping[str, str]] = {t: f.field_names for t, f in FAMILI
 ARCHITECTURES = {t: f.architecture for t, f in FAMILIES.items()}
 # The relative-position terms DeBERTa's attention knows (pos_att_type).
 DEBERTA_TERMS = ("c2p", "p2c")
+# ModernBERT's two kinds of attention block (layer_types).
+GLOBAL, LOCAL = "full_attention", "sliding_attention"
 
 # config.json activation name -> the torch.nn class (and its arguments) that model.py builds.
 # "gelu" is the exact erf GELU the checkpoints were trained with; the tanh approximation differs
@@ -97,6 +100,21 @@ class ModelConfig:
     conv_kernel_size: int = 0  # > 0: a ConvLayer after the first block (v2-xlarge)
     conv_groups: int = 1  # its groups
     conv_act: str = "tanh"  # its activation
+    # ModernBERT only (defaults: transformers' ModernBertConfig for a config.json that omits them).
+    norm_bias: bool = True  # LayerNorms have a bias (ModernBERT: none)
+    attention_bias: bool = True  # the fused q/k/v and output projections have biases
+    mlp_bias: bool = True  # the GeGLU feed-forward's projections have biases
+    head_bias: bool = False  # the head's dense layer has a bias (config.json: classifier_bias)
+    head_activation: str = "gelu"  # the head's activation (classifier_activation)
+    embedding_dropout: float = 0.0  # dropout after the embeddings' LayerNorm (training only)
+    initializer_cutoff_factor: float = 2.0  # fresh weights: normal cut at +-factor x std
+    # Each block's attention, "full_attention" (global) or "sliding_attention" (local); empty:
+    # every global_attn_every_n_layers-th block from 0 is global, the others local.
+    layer_types: tuple[str, ...] = ()
+    global_attn_every_n_layers: int = 3  # what older config.json files state instead
+    local_attention: int = 128  # local blocks: a token sees tokens up to local_attention // 2 away
+    global_rope_theta: float = 160_000.0  # rotary base of the global blocks
+    local_rope_theta: float = 10_000.0  # rotary base of the local blocks
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
 
@@ -160,6 +178,12 @@ class ModelConfig:
                 f"{self.relative_max_position - 1}: the log buckets need "
                 "2 <= position_buckets < 2 x (max_relative_positions - 1)"
             )
+        if self.head_activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"classifier_activation {self.head_activation!r} is not supported; "
+                f"choose one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+        self.check_layer_types()
         if self.embedding_size is None and "embedding_size" in FIELD_NAMES[self.model_type]:
             self.embedding_size = self.hidden_size  # written to config.json, so never None
         if self.max_positions is not None and self.max_positions < 1:
@@ -171,6 +195,31 @@ class ModelConfig:
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ConfigError(
                 f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}"
+            )
+
+    def check_layer_types(self) -> None:
+        """ModernBERT: layer_types as a tuple of known kinds, one per block (worked out from
+        global_attn_every_n_layers when config.json has none); other families have none."""
+        if "layer_types" not in FIELD_NAMES[self.model_type]:
+            return
+        if self.global_attn_every_n_layers < 1 or self.local_attention < 0:
+            raise ConfigError(
+                f"global_attn_every_n_layers must be at least 1 and local_attention at least 0, "
+                f"got {self.global_attn_every_n_layers!r} and {self.local_attention!r}"
+            )
+        if not self.layer_types:
+            every = self.global_attn_every_n_layers
+            self.layer_types = tuple(
+                LOCAL if i % every else GLOBAL for i in range(self.num_layers)
+            )  # fmt: skip
+        if not isinstance(self.layer_types, (list, tuple)):
+            raise ConfigError(f"layer_types must be a list, got {self.layer_types!r}")
+        self.layer_types = tuple(self.layer_types)
+        unknown = sorted({t for t in self.layer_types if t not in (GLOBAL, LOCAL)}, key=str)
+        if unknown or len(self.layer_types) != self.num_layers:
+            raise ConfigError(
+                f"layer_types must name {GLOBAL!r} or {LOCAL!r} for each of the "
+                f"{self.num_layers} layers, got {list(self.layer_types)}"
             )
 
     @property
@@ -242,10 +291,19 @@ class ModelConfig:
             )
         family = FAMILIES[model_type]
         names = family.field_names
+        for path, supported in family.supported_only.items():
+            found = nested(raw, path)
+            if found is not None and found != supported:
+                raise ConfigError(
+                    f"config.json: {'.'.join(path)} is {found!r}; minibert-ner supports only "
+                    f"{supported!r}"
+                )
         values: dict[str, Any] = {"model_type": model_type, **family.defaults}
         for ours, theirs in names.items():
-            if raw.get(theirs) is not None:
-                value = raw[theirs]
+            value = nested(raw, family.nested_names[ours]) if ours in family.nested_names else None
+            if value is None:
+                value = raw.get(theirs)
+            if value is not None:
                 values[ours] = (
                     checked_type(theirs, value, FIELD_TYPES[ours]) if ours in FIELD_TYPES else value
                 )
@@ -259,6 +317,7 @@ class ModelConfig:
             )
         values["id2label"] = read_id2label(raw.get("id2label"), raw.get("num_labels"))
         known = set(names.values()) | {"model_type", "id2label", "label2id", "architectures"}
+        known |= {path[0] for path in family.nested_names.values()}
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
         return cls(**values)
 
@@ -307,7 +366,9 @@ POSITIVE_FIELDS = (
     "intermediate_size",
     "max_position_embeddings",
 )  # fmt: skip (num_layers may be 0: embeddings and head alone, a research baseline)
-PROBABILITY_FIELDS = ("hidden_dropout", "attention_dropout", "classifier_dropout")
+PROBABILITY_FIELDS = (
+    "hidden_dropout", "attention_dropout", "classifier_dropout", "embedding_dropout"
+)  # fmt: skip
 JSON_TYPES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 
 
@@ -331,6 +392,17 @@ def checked_type(key: str, value: Any, expected: type) -> Any:
         f"config.json: {key} is {value!r} ({json_type(value)}), but must be "
         f"{JSON_TYPES[expected]}; correct the file"
     )
+
+
+def nested(raw: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """The value at a key path of config.json (("rope_parameters", "full_attention",
+    "rope_theta")), or None where the path does not lead to one."""
+    value: Any = raw
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 def read_id2label(id2label: Any, num_labels: Any) -> dict[int, str]:

@@ -477,12 +477,17 @@ class DebertaTokenClassifier(nn.Module):
                 hidden_states.append(unpack(x))
             if attentions is not None:
                 attentions.append(probs)
-        logits = unpack(self.classifier(self.dropout(x)))  # (B, T, num_labels)
+        logits = unpack(self.classify(x))  # (B, T, num_labels)
         return DebertaOutput(
             logits=logits,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+    # Copied from minibert_ner.model.TokenClassifier.classify
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on the last block's output: (..., H) -> (..., num_labels)."""
+        return self.classifier(self.dropout(x))
 
     # Copied from minibert_ner.model.TokenClassifier.id2label
     @property

@@ -1,7 +1,7 @@
 """The families minibert-ner runs, one registration each, and `Model`: what every model file's
 token classifier is to the rest of the package.
 
-A family is its model file (`model.py`, `deberta.py`: torch modules that read alone) and one
+A family is its model file (`model.py`, `deberta.py`, `modernbert.py`: torch modules that read alone) and one
 `Family` below, which holds everything else the package knows about it: `config.py` reads its
 config.json names, defaults and traits, `checkpoint.py` its key table, prefix and model class,
 `tokenizer.py` its tokenizer class. `tests/test_registry.py` checks that every registration
@@ -15,7 +15,7 @@ Data and a protocol only: it imports nothing of ours, and torch only for type ch
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -55,6 +55,15 @@ class Family:
     # A config.json key that fixes the heads' width, which must then be hidden_size / heads (the
     # model files derive it); None: the family has no such key.
     head_size_key: str | None = None
+    # Key-table modules of the head before the classifier (ModernBERT's `head.dense`, `head.norm`):
+    # beside the base model, so never under `prefix`. A checkpoint without them (a base model)
+    # gets them fresh, with the classifier.
+    head_modules: tuple[str, ...] = ()
+    # Our field -> a key path into config.json read before its flat name in `field_names` (the
+    # nested form newer transformers writes, e.g. ModernBERT's rope_parameters); saved flat.
+    nested_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # config.json key paths whose value, when present, must be this one (what we implement).
+    supported_only: Mapping[tuple[str, ...], Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,6 +172,47 @@ DEBERTA_V2_KEYS = {
     "encoder.layer.{}.output.LayerNorm": "layers.{}.output_norm",
 }
 
+MODERNBERT_FIELDS = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "activation": "hidden_activation",
+    "max_position_embeddings": "max_position_embeddings",
+    "layer_norm_eps": "norm_eps",
+    "norm_bias": "norm_bias",
+    "pad_token_id": "pad_token_id",
+    "attention_bias": "attention_bias",
+    "mlp_bias": "mlp_bias",
+    "head_bias": "classifier_bias",
+    "head_activation": "classifier_activation",
+    "embedding_dropout": "embedding_dropout",
+    "hidden_dropout": "mlp_dropout",
+    "attention_dropout": "attention_dropout",
+    "classifier_dropout": "classifier_dropout",
+    "initializer_range": "initializer_range",
+    "initializer_cutoff_factor": "initializer_cutoff_factor",
+    "layer_types": "layer_types",
+    "global_attn_every_n_layers": "global_attn_every_n_layers",
+    "local_attention": "local_attention",
+    "global_rope_theta": "global_rope_theta",
+    "local_rope_theta": "local_rope_theta",
+}
+MODERNBERT_KEYS = {
+    "embeddings.tok_embeddings": "embeddings.word_embeddings",
+    "embeddings.norm": "embeddings.LayerNorm",
+    "layers.{}.attn_norm": "layers.{}.attention_norm",  # not in block 0
+    "layers.{}.attn.Wqkv": "layers.{}.attention.qkv",
+    "layers.{}.attn.Wo": "layers.{}.attention.output",
+    "layers.{}.mlp_norm": "layers.{}.ffn_norm",
+    "layers.{}.mlp.Wi": "layers.{}.ffn.intermediate",
+    "layers.{}.mlp.Wo": "layers.{}.ffn.output",
+    "final_norm": "final_norm",
+    "head.dense": "head.dense",
+    "head.norm": "head.norm",
+}
+
 # ---------------------------------------------------------------------------------------------
 # The registrations
 
@@ -269,6 +319,39 @@ FAMILIES: dict[str, Family] = {
             tokenizer_class="DebertaV2Tokenizer",
             head_size_key="attention_head_size",
         ),
+        Family(  # ModernBERT-base's shape; also the Ettin encoders and mmBERT
+            "modernbert",
+            "ModernBertForTokenClassification",
+            "ModernBertTokenClassifier",
+            field_names=MODERNBERT_FIELDS,
+            defaults={
+                "vocab_size": 50368,
+                "num_layers": 22,
+                "intermediate_size": 1152,
+                "max_position_embeddings": 8192,
+                "layer_norm_eps": 1e-5,
+                "norm_bias": False,
+                "pad_token_id": 50283,
+                "attention_bias": False,
+                "mlp_bias": False,
+                "hidden_dropout": 0.0,
+                "attention_dropout": 0.0,
+                "classifier_dropout": 0.0,
+            },
+            key_table=MODERNBERT_KEYS,
+            prefix="model.",
+            head_modules=("head.dense", "head.norm"),
+            unused_modules=("decoder",),  # the MLM head's projection (`head` is shared)
+            tokenizer_class="TokenizersBackend",  # tokenizer.json as it is, whatever is named
+            nested_names={
+                "global_rope_theta": ("rope_parameters", "full_attention", "rope_theta"),
+                "local_rope_theta": ("rope_parameters", "sliding_attention", "rope_theta"),
+            },
+            supported_only={
+                ("rope_parameters", "full_attention", "rope_type"): "default",
+                ("rope_parameters", "sliding_attention", "rope_type"): "default",
+            },
+        ),
     )
 }
 
@@ -292,7 +375,8 @@ class Model(Protocol):
 
     Its module names are the ones the family's key table maps to: `embeddings`,
     `layers.{i}` (each a `block_type`, with `attention` of `num_heads` heads, `attention_norm`,
-    `ffn`, `output_norm`), `dropout`, `classifier`.
+    `ffn`, `output_norm`; ModernBERT's pre-LN blocks `attention_norm` and `ffn_norm` before
+    them), `dropout`, `classifier` (ModernBERT: `final_norm` and a `head` before it).
     """
 
     block_type: ClassVar[type[nn.Module]]  # the block class `layers` stacks
@@ -316,6 +400,11 @@ class Model(Protocol):
         logits (B, T, num_labels) and, when asked, the hidden states (embeddings output + every
         block) and each block's attention probabilities (B, nh, T, T). packed: every layer on
         the real tokens only (packing.py), the same numbers; no attention probabilities."""
+        ...
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on the encoder's output (`hidden_states[-1]`): (..., H) ->
+        (..., num_labels), what forward does after its last block (and final norm)."""
         ...
 
     @property

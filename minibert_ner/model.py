@@ -295,12 +295,16 @@ class TokenClassifier(nn.Module):
                 hidden_states.append(unpack(x))
             if attentions is not None:
                 attentions.append(probs)
-        logits = unpack(self.classifier(self.dropout(x)))  # (B, T, num_labels)
+        logits = unpack(self.classify(x))  # (B, T, num_labels)
         return TokenClassifierOutput(
             logits=logits,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on the last block's output: (..., H) -> (..., num_labels)."""
+        return self.classifier(self.dropout(x))
 
     @property
     def id2label(self) -> dict[int, str]:

@@ -53,6 +53,7 @@ from .hub import TOKENIZER_FILES, resolve_folder
 from .sentencepiece import CONTROL, SentencePieceModel, read_sentencepiece
 
 __all__ = [
+    "AS_IS",
     "REBUILT",
     "SPECIAL_TOKENS",
     "Template",
@@ -113,6 +114,8 @@ def bert_wordpiece(
 # The tokenizer class transformers' AutoTokenizer picks for a model_type (when
 # tokenizer_config.json names none): each family's registration says.
 MODEL_TOKENIZERS = {t: family.tokenizer_class for t, family in FAMILIES.items()}
+# transformers 5's generic backend, which runs tokenizer.json as it is.
+AS_IS = ("TokenizersBackend",)
 # The special tokens of the RoBERTa-family tokenizers, in the order transformers adds them.
 ROBERTA_SPECIAL_TOKENS = {
     "bos_token": "<s>",
@@ -431,7 +434,12 @@ class Template:
 
 
 def tokenizer_class(config: dict[str, Any], model_config: dict[str, Any]) -> str | None:
-    """The transformers tokenizer class: tokenizer_config.json's, else the model type's."""
+    """The transformers tokenizer class: tokenizer_config.json's, else the model type's; a
+    model type registered with the generic backend (ModernBERT) gets that, whatever
+    tokenizer_config.json names, as in transformers 5."""
+    registered = MODEL_TOKENIZERS.get(model_config.get("model_type"))
+    if registered in AS_IS:
+        return registered
     name = config.get("tokenizer_class")
     if isinstance(name, str):
         return name.removesuffix("Fast")
@@ -491,6 +499,7 @@ class Tokenizer:
         *,
         model_max_length: int | None = None,
         config: dict[str, Any] | None = None,
+        spaced_words: bool = False,
     ) -> None:
         backend.no_truncation()
         backend.no_padding()
@@ -503,6 +512,18 @@ class Tokenizer:
         processor = backend.post_processor
         self.template = Template.of(json.loads(processor.__getstate__()) if processor else None)
         self.unk_token_id: int | None = _unk_token_id(backend, self.config)
+        # Pre-split words are tokenized as they stand in their text, each after the first with
+        # the space before it (its offsets then start at that space). For tokenizer.json run
+        # as it is (`AS_IS`: ModernBERT), whose byte-level or SentencePiece-style tokens carry
+        # the space: without it, every word would be tokenized as if glued to the one before
+        # (transformers does that: huggingface/transformers#37883).
+        self.spaced_words = spaced_words
+        # Added tokens that take the space before or after them (ModernBERT's and CamemBERT's
+        # mask): an encoding's token string then holds that space, the vocabulary's does not.
+        self.stripping_tokens = {
+            i: t.content for i, t in backend.get_added_tokens_decoder().items()
+            if t.lstrip or t.rstrip
+        }  # fmt: skip
 
     @property
     def vocab_size(self) -> int:
@@ -590,7 +611,10 @@ class Tokenizer:
         max_length = config.get("model_max_length", config.get("max_len"))
         if max_length is not None and int(max_length) >= _NO_LIMIT:
             max_length = None
-        return cls(backend, model_max_length=max_length and int(max_length), config=config)
+        return cls(
+            backend, model_max_length=max_length and int(max_length), config=config,
+            spaced_words=kind in AS_IS,
+        )  # fmt: skip
 
     @property
     def subword_prefix(self) -> str | None:
@@ -601,7 +625,7 @@ class Tokenizer:
         """One text (or one pre-split list of words) -> ids, tokens, offsets, word ids.
 
         Special tokens ([CLS], [SEP]) are added; offsets index the text (for pre-split words,
-        the word they fall in).
+        the word they fall in; with `spaced_words`, the word after its space).
         """
         return self.encode_batch([text])[0]
 
@@ -630,6 +654,8 @@ class Tokenizer:
                     raise InputError(
                         f"input {i} is a {type(t).__name__}; expected all inputs to be {kind}"
                     )
+        if pretokenized and self.spaced_words:
+            texts = [[w if j == 0 else f" {w}" for j, w in enumerate(words)] for words in texts]
         try:
             return self.backend.encode_batch(list(texts), is_pretokenized=pretokenized)
         except Exception as e:
@@ -655,6 +681,15 @@ class Tokenizer:
             ids[i, :n] = torch.tensor(e.ids, dtype=torch.long)
             mask[i, :n] = 1
         return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+    def vocabulary_tokens(self, encoding: Encoding, start: int, end: int) -> list[str]:
+        """The tokens start..end-1 of an encoding as the vocabulary writes them (transformers'
+        convert_ids_to_tokens): an added token that took a space is written without it."""
+        tokens = encoding.tokens[start:end]
+        if not self.stripping_tokens:
+            return tokens
+        ids = encoding.ids[start:end]
+        return [self.stripping_tokens.get(i, t) for i, t in zip(ids, tokens, strict=True)]
 
     def tokens_to_string(self, tokens: Sequence[str]) -> str:
         """Join tokens into text as `transformers`' convert_tokens_to_string does (via the decoder)."""

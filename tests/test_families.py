@@ -6,6 +6,7 @@ result loads in transformers with equal logits, and `evaluate`, `inspect` and `b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +39,19 @@ def write_conll(path, sentences):
     return path
 
 
+def train_a_few_steps(base: Path, tmp_path: Path, conll_dir: Path) -> tuple[Path, list, Path]:
+    """`train` a checkpoint 4 steps on 48 CoNLL train sentences, 16 of valid as its valid set:
+    (the trained model's folder, the valid sentences, their file)."""
+    train_file = write_conll(tmp_path / "train.txt", read_conll(conll_dir / "train.txt")[:48])
+    valid = read_conll(conll_dir / "valid.txt")[:16]
+    valid_file = write_conll(tmp_path / "valid.txt", valid)
+    out = tmp_path / "model"
+    assert main(["train", "--model", str(base), "--train", str(train_file), "--valid",
+                 str(valid_file), "--output", str(out), "--max-steps", "4", "--batch-size",
+                 "12", "--lr", "1e-3"]) == 0  # fmt: skip
+    return out, valid, valid_file
+
+
 @pytest.mark.parametrize("model_type", list(CASES))
 def test_train_evaluate_inspect_batch(model_type, tmp_path, request, conll_dir, capsys) -> None:
     tokenizer = request.getfixturevalue(CASES[model_type])
@@ -51,13 +65,7 @@ def test_train_evaluate_inspect_batch(model_type, tmp_path, request, conll_dir, 
     getattr(transformers, family.base_class)(config).save_pretrained(base)
     copy_tokenizer(tokenizer, base)
 
-    train_file = write_conll(tmp_path / "train.txt", read_conll(conll_dir / "train.txt")[:48])
-    valid = read_conll(conll_dir / "valid.txt")[:16]
-    valid_file = write_conll(tmp_path / "valid.txt", valid)
-    out = tmp_path / "model"
-    assert main(["train", "--model", str(base), "--train", str(train_file), "--valid",
-                 str(valid_file), "--output", str(out), "--max-steps", "4", "--batch-size",
-                 "12", "--lr", "1e-3"]) == 0  # fmt: skip
+    out, valid, valid_file = train_a_few_steps(base, tmp_path, conll_dir)
     assert json.loads((out / "training.json").read_text("utf-8"))["steps"] == 4
 
     ours, theirs = load_model(out), load_reference(out)

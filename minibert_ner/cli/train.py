@@ -1,7 +1,7 @@
 """Fine-tune a checkpoint for NER on CoNLL data, keeping the best epoch.
 
 Fine-tunes a checkpoint of any family (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-ELECTRA, DeBERTa-v2/v3) on CoNLL data (IOB1 or IOB2), evaluating on the valid split after each
+ELECTRA, DeBERTa-v2/v3, ModernBERT) on CoNLL data (IOB1 or IOB2), evaluating on the valid split after each
 epoch and saving the best epoch's model (Hugging Face layout) to --output. Defaults follow the BERT paper: AdamW, lr 5e-5, batch 16, 3 epochs, 10% linear
 warm-up then linear decay, labels on each word's first subword."""
 

@@ -158,13 +158,18 @@ def checked_items(items: object, is_split_into_words: bool) -> list:
 
 
 def join_words(
-    words: Sequence[str], offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]
+    words: Sequence[str],
+    offsets: Sequence[tuple[int, int]],
+    word_ids: Sequence[int | None],
+    spaced: bool = False,
 ) -> tuple[str, list[tuple[int, int]]]:
     """Pre-split words as transformers reports them: the text is the words joined by single
-    spaces, and each token's offsets (within its word) move into that text."""
+    spaces, and each token's offsets (within its word) move into that text. `spaced`: the
+    tokenizer saw each word after the first with its space (`Tokenizer.spaced_words`), so
+    its offsets count from that space."""
     starts, position = [], 0
-    for word in words:
-        starts.append(position)
+    for j, word in enumerate(words):
+        starts.append(position - (1 if spaced and j else 0))
         position += len(word) + 1
     moved = [
         (start + starts[w], end + starts[w]) if w is not None else (start, end)
@@ -361,11 +366,11 @@ class NERPipeline:
         P, end = tok.template.prefix, len(encoding.ids) - tok.template.suffix
         text, offsets = item, encoding.offsets[P:end]
         if not isinstance(item, str):
-            text, offsets = join_words(item, offsets, encoding.word_ids[P:end])
+            text, offsets = join_words(item, offsets, encoding.word_ids[P:end], tok.spaced_words)
         by_word_ids = options.word_grouping == "word_ids"
         tokens = gather_tokens(
-            text, encoding.tokens[P:end], offsets, encoding.special_tokens_mask[P:end],
-            encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
+            text, tok.vocabulary_tokens(encoding, P, end), offsets,
+            encoding.special_tokens_mask[P:end], encoding.ids[P:end], prediction.labels, prediction.scores, prediction.probs,
             first_index=P, unk_id=tok.unk_token_id, subword_prefix=tok.subword_prefix,
             word_ids=encoding.word_ids[P:end] if by_word_ids else None,
         )  # fmt: skip

@@ -97,7 +97,8 @@ def attention_figure(inspection: Inspection, layer: int, path: str | Path) -> Pa
         ax.set_ylabel("query", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
-    fig.suptitle(f"Attention of block layers.{layer}: each row sums to 1")
+    kind = f" ({inspection.block_kinds[layer]} attention)" if inspection.block_kinds else ""
+    fig.suptitle(f"Attention of block layers.{layer}{kind}: each row sums to 1")
     return save_png(fig, path)
 
 

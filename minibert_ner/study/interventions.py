@@ -1,7 +1,7 @@
 """Interventions: change a loaded model on purpose and see what each part contributes.
 
-Every function here works on our own model modules (`TokenClassifier`, `DebertaTokenClassifier`:
-the same module names), through PyTorch forward hooks or by swapping a sub-module, never by
+Every function here works on our own model modules (`TokenClassifier`, `DebertaTokenClassifier`,
+`ModernBertTokenClassifier`: the same module names), through PyTorch forward hooks or by swapping a sub-module, never by
 editing `model.py` or `deberta.py`. Each returns an `Intervention` handle that
 undoes the change with `.remove()` or at the end of a `with` block, except `prune_heads`, which
 really removes weights (copy the model first to keep the original):
@@ -31,6 +31,10 @@ with each module's first positional input -> its output:
     layers.{i}.ffn.act                (B, T, I) -> (B, T, I)
     layers.{i}.ffn.output             (B, T, I) -> (B, T, H)
     layers.{i}.output_norm            x + ffn (B, T, H) -> block output (B, T, H)
+    ModernBERT (pre-LN) instead: layers.{i}.attention_norm before attention (none in block 0),
+    layers.{i}.attention.qkv x (B, T, H) -> q, k, v side by side (B, T, 3*nh*hs),
+    layers.{i}.ffn_norm before the GeGLU ffn, whose `intermediate` gives input and gate
+    (B, T, 2*I); then final_norm, head (dense, act, norm) before dropout and classifier.
     dropout                           last block output -> same            (training only)
     classifier                        (B, T, H) -> logits (B, T, num_labels)
 
@@ -193,7 +197,8 @@ def prune_heads(model: Model, heads: Mapping[int, Iterable[int]]) -> Model:
     checked = _check_heads(model, heads)
     for layer in checked:
         attention = model.layers[layer].attention
-        projections = [attention.query, attention.key, attention.value, attention.output]
+        names = ("qkv",) if hasattr(attention, "qkv") else ("query", "key", "value")
+        projections = [getattr(attention, n) for n in names] + [attention.output]
         projections += [getattr(attention, n, None) for n in POSITION_PROJECTIONS]
         projections = [p for p in projections if p is not None]
         if any(p._forward_pre_hooks or p._forward_hooks for p in projections):
@@ -208,7 +213,11 @@ def prune_heads(model: Model, heads: Mapping[int, Iterable[int]]) -> Model:
         keep = [h for h in range(nh) if h not in hs]
         # Indices of the kept heads' features in the (nh*hs) concatenation.
         idx = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep] or [torch.arange(0)])
-        idx = idx.to(attention.query.weight.device)
+        idx = idx.to(attention.output.weight.device)
+        if hasattr(attention, "qkv"):  # ModernBERT: q, k, v side by side, nh*hs rows each
+            width = nh * size
+            rows = torch.cat([idx, idx + width, idx + 2 * width])
+            attention.qkv = _linear_subset(attention.qkv, rows=rows)
         for name in ("query", "key", "value", *POSITION_PROJECTIONS):
             if getattr(attention, name, None) is not None:
                 setattr(attention, name, _linear_subset(getattr(attention, name), rows=idx))
@@ -317,11 +326,12 @@ def cap_sequence_length(model: Model, max_tokens: int) -> Intervention:
     error and the NER pipeline splits text into windows of that size: a way to study how much
     context each prediction needs.
     """
-    table = model.embeddings.position_embeddings
+    table = getattr(model.embeddings, "position_embeddings", None)
     if table is None:
         raise InterventionError(
-            "this model has no absolute positions (DeBERTa-v3: relative ones only), so there "
-            "is no position table to cap; use the pipeline's max_length to shorten its windows"
+            "this model has no absolute positions (DeBERTa-v3: relative ones only; ModernBERT: "
+            "rotary ones), so there is no position table to cap; use the pipeline's "
+            "max_length to shorten its windows"
         )
     config = model.config
     n = config.max_positions

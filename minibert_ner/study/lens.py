@@ -1,10 +1,10 @@
 """Look inside the model for one text: the logit lens, hidden-state norms, attention per head.
 
 The logit lens applies the classification head to every layer's hidden state, not only the last
-one, to show at which depth each token's label emerges. Our blocks are post-LN: the embeddings
-output and every block output have just left a LayerNorm, which is exactly the point where the
-last block hands over to the classifier. So the head applies to each of them directly; no extra
-final norm is needed (pre-LN models such as GPT-2 must apply their final `ln_f` first).
+one, to show at which depth each token's label emerges. Post-LN blocks (BERT and its kin,
+DeBERTa): the embeddings output and every block output have just left a LayerNorm, which is
+exactly the point where the last block hands over to the classifier, so the head applies to each
+of them directly. Pre-LN ModernBERT (like GPT-2 with its `ln_f`) gets its `final_norm` first.
 
     inspection = inspect_text(model, tokenizer, "Ada Lovelace was born in London.")
     print(inspection.render())            # three tables: labels per layer, norms, heads
@@ -44,9 +44,14 @@ __all__ = [
 def logit_lens(model: Model, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
     """The classification head on each hidden state: (L+1) x (B, T, H) -> (L+1, B, T, num_labels).
 
-    The last entry equals the model's logits (the head's dropout is inactive in eval mode).
+    The last entry equals the model's logits (the head's dropout is inactive in eval mode). A
+    pre-LN model (ModernBERT) has a `final_norm` that only the last hidden state has passed: the
+    others pass it here first, as the lens does for GPT-2's `ln_f`.
     """
-    return torch.stack([model.classifier(model.dropout(h)) for h in hidden_states])
+    final_norm = getattr(model, "final_norm", None)
+    if final_norm is not None:
+        hidden_states = [*map(final_norm, hidden_states[:-1]), hidden_states[-1]]
+    return torch.stack([model.classify(h) for h in hidden_states])
 
 
 @dataclass
@@ -129,6 +134,8 @@ class Inspection:
     attentions: list[torch.Tensor | None]  # per block: (nh, T query, T key); None if skipped
     # DeBERTa, per block: (nh,) share of the scores made by the position terms (position_share)
     position_shares: list[torch.Tensor | None] | None = None
+    # ModernBERT, per block: "global", or "local (±w)" for a sliding window of w on each side
+    block_kinds: list[str] | None = None
 
     @property
     def probs(self) -> torch.Tensor:
@@ -199,6 +206,10 @@ class Inspection:
         header += ["position"] if with_position else []
         return _table([*header, "strongest link"], rows)
 
+    def kinds_line(self) -> str:
+        """ModernBERT: "L0 global, L1 local (±64), ..."."""
+        return ", ".join(f"L{i} {kind}" for i, kind in enumerate(self.block_kinds or []))
+
     def render(self) -> str:
         """The three tables, titled, ready to print."""
         uniform = math.log2(len(self.tokens))
@@ -208,7 +219,8 @@ class Inspection:
                 "(emb = embeddings output, Li = output of block layers.i)\n" + self.label_table(),
                 "Hidden-state L2 norm at each layer\n" + self.norm_table(),
                 f"Attention per head (layer.head): entropy in bits (uniform = {uniform:.2f});\n"
-                f"mean share of attention on the first token ({self.tokens[0]}), the last "
+                + (f"blocks: {self.kinds_line()};\n" if self.block_kinds else "")
+                + f"mean share of attention on the first token ({self.tokens[0]}), the last "
                 f"({self.tokens[-1]}), the token itself, the previous and the next token (these "
                 "overlap at the ends)"
                 + (
@@ -275,7 +287,20 @@ def inspect_text(model: Model, tokenizer: Tokenizer, text: str) -> Inspection:
         position_shares=[None if v is None else v.float().cpu() for v in shares]
         if shares and any(v is not None for v in shares)
         else None,
+        block_kinds=block_kinds(model),
     )
+
+
+def block_kinds(model: Model) -> list[str] | None:
+    """Each block's attention, "global" or "local (±w)", for a model whose attention has a
+    sliding `window` (ModernBERT: None on global blocks); None for the other families."""
+    attentions = [getattr(block, "attention", None) for block in model.layers]
+    if not any(hasattr(a, "window") for a in attentions):
+        return None
+    return [
+        "skipped" if a is None else "global" if a.window is None else f"local (±{a.window})"
+        for a in attentions
+    ]
 
 
 def _keep_inputs(store: dict[int, tuple], layer: int, module: object, args: tuple) -> None:

@@ -1,5 +1,5 @@
 """Fine-tune a checkpoint of any family (DistilBERT, BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA,
-DeBERTa-v2/v3) for NER on CoNLL data, the BERT paper's recipe.
+DeBERTa-v2/v3, ModernBERT) for NER on CoNLL data, the BERT paper's recipe.
 
     sentences --tokenize--> subword ids, a label on each word's FIRST subword (-100 elsewhere)
     batches of similar length --model--> logits --cross-entropy--> AdamW step (linear warm-up,
