@@ -21,8 +21,8 @@ everywhere else.
 Entities become spans through `doc.char_span(start, end, label, alignment_mode)`: `doc.ents`
 (replaced; no overlaps), or the span group `doc.spans[spans_key]` when `spans_key` is set.
 Each span's score is `span._.score`. An entity that cannot become a span (its characters do not
-fall on spaCy's token boundaries in "strict" mode, no whole token in "contract" mode, or, for
-`doc.ents`, it overlaps the span before it once aligned) is never dropped unseen: it is in
+fall on spaCy's token boundaries in "strict" mode, hold no whole token in "contract" mode, hold
+only whitespace, or, for `doc.ents`, overlap the span before it once aligned) is never dropped unseen: it is in
 `doc._.minibert_unaligned` (the entity's dict with a "reason"), counted in the component's
 `unaligned`, and a `MiniBertWarning` says so.
 
@@ -174,12 +174,14 @@ class MiniBertNER:
         )
         if dropped and not self._warned:
             self._warned = True
+            hint = "; alignment_mode='expand' keeps those off spaCy's token boundaries"
+            hint = "" if self.alignment_mode == "expand" else hint
             warnings.warn(
                 MiniBertWarning(
                     f"{self.name}: {dropped} entities of {len(docs)} docs could not become spans "
-                    f"(alignment_mode={self.alignment_mode!r}); each is in doc._.{UNALIGNED}, and "
-                    f"the component's `unaligned` counts them (warned once per component); "
-                    "alignment_mode='expand' keeps those off spaCy's token boundaries"
+                    f"(alignment_mode={self.alignment_mode!r}); each is in doc._.{UNALIGNED} with "
+                    "its reason, and the component's `unaligned` counts them (warned once per "
+                    f"component){hint}"
                 ),
                 stacklevel=3,
             )
@@ -196,6 +198,8 @@ class MiniBertNER:
             )
             if span is None:
                 reason = f"not on spaCy's token boundaries (alignment_mode={self.alignment_mode!r})"
+            elif not len(span):  # "expand" on characters between tokens (whitespace)
+                reason = "covers no token of spaCy's"
             elif self.spans_key is None and kept and span.start < kept[-1][0].end:
                 reason = f"overlaps {kept[-1][0].text!r} once aligned (doc.ents cannot overlap)"
             else:
