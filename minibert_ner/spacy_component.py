@@ -8,8 +8,9 @@
 
 The factory is found through the `spacy_factories` entry point (pyproject.toml): `add_pipe`
 needs no `import minibert_ner` first. spaCy imports this module whenever it makes a pipeline
-(`spacy.blank` and `spacy.load` read every entry-point factory), so it imports no torch; the
-model loads on first use, in `initialize()`, or from disk.
+(`spacy.blank` and `spacy.load` read every entry-point factory), so importing it loads no model
+code and registers nothing but the factory; the extensions are registered by the factory, and
+the model loads on first use, in `initialize()`, or from disk.
 
 The config: `model` (a hub id or a folder), every `PipelineOptions` field but the secret ones
 (`CONFIG_OPTIONS`; `token` would be written into config.cfg: use HF_TOKEN instead), and the
@@ -136,7 +137,9 @@ class MiniBertNER:
 
         options = self.options
         folder = resolve_folder(
-            model, revision=None if saved else options.revision, files=WEIGHT_FILES + TOKENIZER_FILES
+            model,
+            revision=None if saved else options.revision,
+            files=WEIGHT_FILES + TOKENIZER_FILES,
         )
         if (folder / GLINER_CONFIG).is_file():
             raise InputError(
@@ -147,8 +150,12 @@ class MiniBertNER:
         self._pipeline = pipeline(folder, options=options.replace(revision=None))
         self._folder = folder
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]] | None = None, *,
-                   nlp: Language | None = None) -> None:  # fmt: skip
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]] | None = None,
+        *,
+        nlp: Language | None = None,
+    ) -> None:
         """Load the model now (spaCy calls this from `nlp.initialize()`), rather than at the
         first doc: a model that cannot be loaded is reported here."""
         self.pipeline  # noqa: B018
@@ -178,10 +185,10 @@ class MiniBertNER:
             hint = "" if self.alignment_mode == "expand" else hint
             warnings.warn(
                 MiniBertWarning(
-                    f"{self.name}: {dropped} entities of {len(docs)} docs could not become spans "
-                    f"(alignment_mode={self.alignment_mode!r}); each is in doc._.{UNALIGNED} with "
-                    "its reason, and the component's `unaligned` counts them (warned once per "
-                    f"component){hint}"
+                    f"{self.name}: {dropped} entities in a batch of {len(docs)} docs could not "
+                    f"become spans (alignment_mode={self.alignment_mode!r}); each is in "
+                    f"doc._.{UNALIGNED} with its reason, and the component's `unaligned` counts "
+                    f"them (warned once per component){hint}"
                 ),
                 stacklevel=3,
             )
@@ -265,6 +272,7 @@ def model_files(folder: Path) -> list[Path]:
 
 # --- the factory: its config keys and their types, from the component's and PipelineOptions'.
 
+
 def config_type(hint: Any) -> Any:
     """An option's type as a config holds it: a config has lists, not tuples."""
     if typing.get_origin(hint) is tuple:
@@ -293,6 +301,7 @@ def make_component(
     **options: Any,
 ) -> MiniBertNER:
     """The `minibert_ner` factory: see the module docstring for the config."""
+    register_extensions()
     if labels is not None or threshold is not None:
         raise InputError(
             "labels and threshold are for GLiNER models, which the minibert_ner component does "
@@ -311,7 +320,9 @@ make_component.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     _own
     + [
         inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=OPTION_TYPES[name],
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=OPTION_TYPES[name],
             default=config_default(_fields[name].default),
         )  # fmt: skip
         for name in CONFIG_OPTIONS
@@ -333,4 +344,3 @@ Language.factory(
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
     func=make_component,
 )
-register_extensions()

@@ -90,11 +90,15 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}; nlp.pipe batch_size {args.batch_size}; "
           f"{args.repeats} runs each, interleaved; medians")  # fmt: skip
     for name, t in median.items():
-        print(f"  {name:28s} {t:8.2f} s  {len(texts) / t:8.1f} texts/s   runs: "
-              + ", ".join(f"{x:.2f}" for x in times[name]))
+        print(
+            f"  {name:28s} {t:8.2f} s  {len(texts) / t:8.1f} texts/s   runs: "
+            + ", ".join(f"{x:.2f}" for x in times[name])
+        )
     bare, spacy_ours = median["bare pipeline, ner(texts)"], median["minibert_ner, nlp.pipe"]
     print(f"  minibert_ner / bare pipeline: {spacy_ours / bare:.3f} (time)")
-    print(f"  hf_token_pipe / minibert_ner: {median['hf_token_pipe, nlp.pipe'] / spacy_ours:.2f} (time)")
+    print(
+        f"  hf_token_pipe / minibert_ner: {median['hf_token_pipe, nlp.pipe'] / spacy_ours:.2f} (time)"
+    )
 
     same_docs = same = only_ours = only_hf = 0
     examples = []
@@ -106,9 +110,11 @@ def main() -> None:
         if a != b and len(examples) < 3:
             examples.append((o.text, sorted(a - b), sorted(b - a)))
     unaligned = sum(len(doc._.minibert_unaligned) for doc in ours_docs)
-    print(f"spans: {same_docs} of {len(texts)} docs the same; {same} spans in both, "
-          f"{only_ours} only minibert_ner's, {only_hf} only hf_token_pipe's; "
-          f"minibert_ner reported {unaligned} entities it could not align (strict)")
+    print(
+        f"spans: {same_docs} of {len(texts)} docs the same; {same} spans in both, "
+        f"{only_ours} only minibert_ner's, {only_hf} only hf_token_pipe's; "
+        f"minibert_ner reported {unaligned} entities it could not align (strict)"
+    )
     for text, a, b in examples:
         print(f"  {text[:80]!r}: only ours {a}, only hf {b}")
 

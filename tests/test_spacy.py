@@ -129,7 +129,9 @@ def test_long_docs_run_as_windows_in_packed_batches(ner_model_dir, texts):
     calls = []
     component = nlp.get_pipe("minibert_ner")
     label = component.pipeline.label
-    component.pipeline.label = lambda items, *a, **k: calls.append(len(items)) or label(items, *a, **k)
+    component.pipeline.label = lambda items, *a, **k: (
+        calls.append(len(items)) or label(items, *a, **k)
+    )
     with pytest.warns(MiniBertWarning, match="could not become spans"):
         docs = list(nlp.pipe(long_texts, batch_size=4))  # expanded sub-words overlap: reported
     assert calls == [4, 4, 2]
@@ -241,3 +243,14 @@ def test_score_extension_is_shared_not_overwritten(ner_model_dir):
     assert Span.has_extension("score")
     doc = component_nlp(ner_model_dir)("Peter Blackburn met officials in Brussels.")
     assert all(0 < e._.score <= 1 for e in doc.ents)
+
+
+def test_a_computed_score_extension_is_refused(ner_model_dir):
+    """Another library's `Span._.score` computed by a getter cannot hold our scores."""
+    try:
+        Span.set_extension("score", getter=lambda span: 0.0, force=True)
+        with pytest.raises(InputError, match="already registered by another library") as error:
+            component_nlp(ner_model_dir)
+        assert "\n" not in str(error.value)
+    finally:
+        Span.set_extension("score", default=None, force=True)
