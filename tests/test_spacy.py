@@ -5,6 +5,7 @@ loads with `spacy.load` with the original model gone and the hub off; bad input 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 
@@ -12,6 +13,7 @@ import pytest
 
 import minibert_ner
 from minibert_ner.errors import CheckpointError, InputError, MiniBertWarning, ModelNotFoundError
+from minibert_ner.inference.options import SECRET, fields_in
 
 from .helpers.data import conll_sentences
 
@@ -143,7 +145,10 @@ def test_long_docs_run_as_windows_in_packed_batches(ner_model_dir, texts):
 def test_config_holds_every_option_but_secrets(ner_model_dir):
     nlp = component_nlp(ner_model_dir, stride=32, ignore_labels=["O", "MISC"], device="cpu")
     config = nlp.config["components"]["minibert_ner"]
-    assert set(CONFIG_OPTIONS) <= set(config) and "token" not in config
+    own = {"factory", "model", "spans_key", "alignment_mode", "labels", "threshold"}
+    every = {f.name for f in dataclasses.fields(minibert_ner.PipelineOptions)}
+    assert set(config) - own == every - set(fields_in(SECRET)) == set(CONFIG_OPTIONS)
+    assert "token" not in config  # secret: nlp.to_disk writes the config to config.cfg
     component = nlp.get_pipe("minibert_ner")
     assert isinstance(component, MiniBertNER)
     assert component.options == minibert_ner.PipelineOptions(
@@ -205,16 +210,16 @@ def test_models_it_cannot_run_are_one_line(tmp_path, minilm):
     folder = tmp_path / "sequence-classifier"
     transformers.BertForSequenceClassification(config).save_pretrained(folder)
     nlp = component_nlp(folder)  # the model loads on first use, or at initialize
-    with pytest.raises(CheckpointError, match="is a BertForSequenceClassification, not a token"):
+    with pytest.raises(CheckpointError, match="BertForSequenceClassification, not a token") as seq:
         nlp.initialize()
     (tmp_path / "gliner").mkdir()
     (tmp_path / "gliner" / "gliner_config.json").write_text("{}")
-    with pytest.raises(InputError, match="GLiNER models are not supported yet"):
+    with pytest.raises(InputError, match="GLiNER models are not supported yet") as gliner:
         component_nlp(tmp_path / "gliner")("Peter Blackburn")
-    with pytest.raises(ModelNotFoundError) as error:
+    with pytest.raises(ModelNotFoundError, match="no folder") as missing:
         component_nlp(tmp_path / "missing")("Peter Blackburn")
-    for e in (error,):
-        assert "\n" not in str(e.value)
+    for error in (seq, gliner, missing):
+        assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(
