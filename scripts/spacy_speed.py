@@ -1,7 +1,7 @@
 """The spaCy component's speed beside our bare pipeline and spacy-huggingface-pipelines'
 `hf_token_pipe`, and its spans beside hf_token_pipe's, on the CoNLL test sentences.
 
-    python scripts/spacy_speed.py [--model M] [--shape minilm] [--limit N] [--batch-size 256]
+    python scripts/spacy_speed.py [--model M] [--shape minilm] [--limit N] [--batch-size 1000]
 
 One process, one random checkpoint (or --model) for all three, the same aggregation strategy
 ("simple"), alignment ("strict") and rows per forward pass (32):
@@ -47,7 +47,8 @@ def main() -> None:
                         help="the random model's shape (common.SHAPES)")  # fmt: skip
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL file")
     parser.add_argument("--limit", type=int, help="only the first N sentences")
-    parser.add_argument("--batch-size", type=int, default=256, help="docs per nlp.pipe batch")
+    parser.add_argument("--batch-size", type=int, default=1000,
+                        help="docs per nlp.pipe batch (default: spaCy's own, nlp.batch_size)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
