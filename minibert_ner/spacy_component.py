@@ -21,11 +21,11 @@ everywhere else.
 
 Entities become spans through `doc.char_span(start, end, label, alignment_mode)`: `doc.ents`
 (replaced; no overlaps), or the span group `doc.spans[spans_key]` when `spans_key` is set.
-Each span's score is `span._.score`. An entity that cannot become a span (its characters do not
-fall on spaCy's token boundaries in "strict" mode, hold no whole token in "contract" mode, hold
-only whitespace, or, for `doc.ents`, overlap the span before it once aligned) is never dropped unseen: it is in
-`doc._.minibert_unaligned` (the entity's dict with a "reason"), counted in the component's
-`unaligned`, and a `MiniBertWarning` says so.
+Each span's score is `span._.score`. An entity that cannot become a span (its characters do
+not fall on spaCy's token boundaries in "strict" mode, hold no whole token in "contract" mode,
+hold only whitespace, or, for `doc.ents`, overlap the span before it once aligned) is never
+dropped unseen: it is in `doc._.minibert_unaligned` (the entity's dict with a "reason"),
+counted in the component's `unaligned`, and a `MiniBertWarning` says so.
 
 `nlp.pipe(texts, batch_size=n)` hands each batch of n docs to `NERPipeline.label` at once (the
 pipeline's packed batches under its token budget; long docs run as windows). `nlp.to_disk`
@@ -230,7 +230,11 @@ class MiniBertNER:
             return get_ner_prf(examples)
         key = self.spans_key
         return Scorer.score_spans(
-            examples, f"spans_{key}", getter=lambda doc, _: doc.spans.get(key, []), **kwargs
+            examples,
+            f"spans_{key}",
+            getter=lambda doc, _: doc.spans.get(key, []),
+            has_annotation=lambda doc: key in doc.spans,
+            allow_overlap=True,
         )
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
@@ -324,7 +328,7 @@ make_component.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             inspect.Parameter.KEYWORD_ONLY,
             annotation=OPTION_TYPES[name],
             default=config_default(_fields[name].default),
-        )  # fmt: skip
+        )
         for name in CONFIG_OPTIONS
     ]
 )

@@ -259,3 +259,16 @@ def test_a_computed_score_extension_is_refused(ner_model_dir):
         assert "\n" not in str(error.value)
     finally:
         Span.set_extension("score", default=None, force=True)
+
+
+@pytest.mark.filterwarnings("ignore::minibert_ner.errors.MiniBertWarning")
+@pytest.mark.parametrize("spans_key", [None, "ner"])
+def test_nlp_evaluate_scores_the_component(ner_model_dir, texts, spans_key):
+    """spaCy's scorer through the component's `score`: its own output as the reference is
+    F1 1."""
+    from spacy.training import Example
+
+    nlp = component_nlp(ner_model_dir, spans_key=spans_key)
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in nlp.pipe(texts[:20])]
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f" if spans_key is None else "spans_ner_f"] == 1.0
