@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import warnings
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -21,7 +22,7 @@ spacy = pytest.importorskip("spacy", reason="the spacy extra: pip install 'minib
 from confection import ConfigValidationError  # noqa: E402
 from spacy.tokens import Span  # noqa: E402
 
-from minibert_ner.spacy_component import CONFIG_OPTIONS, MiniBertNER  # noqa: E402
+from minibert_ner.spacy_component import CONFIG_OPTIONS, MiniBertNER, make_component  # noqa: E402
 
 
 def conll_texts(n_single: int = 180, n_joined: int = 20) -> list[str]:
@@ -140,6 +141,14 @@ def test_long_docs_run_as_windows_in_packed_batches(ner_model_dir, texts):
     expected = as_spans(nlp, long_texts, ours(long_texts), "expand")
     for doc, (kept, _) in zip(docs, expected, strict=True):
         assert_same_spans(doc_spans(doc), kept, doc.text)
+
+
+def test_the_factory_is_an_entry_point():
+    """spaCy loads the `spacy_factories` entry points itself: `add_pipe` and `spacy.load` find
+    the factory with no import of minibert_ner (a stale editable install lacks it: reinstall)."""
+    found = {ep.name: ep for ep in entry_points(group="spacy_factories")}
+    assert "minibert_ner" in found, "no spacy_factories entry point: pip install -e . again"
+    assert found["minibert_ner"].load() is make_component
 
 
 def test_config_holds_every_option_but_secrets(ner_model_dir):
