@@ -190,6 +190,16 @@ def state_dict_from_checkpoint(
     return state
 
 
+def other_head(config_file: Path) -> str | None:
+    """The model class `config.json`'s `architectures` names when it is not a token classifier
+    (a sequence classifier's head has the NER head's name, `classifier`); None when it is one,
+    or names none."""
+    names = json.loads(config_file.read_text("utf-8")).get("architectures") or []
+    if not names or any(str(n).endswith("ForTokenClassification") for n in names):
+        return None
+    return str(names[0])
+
+
 def load_model(
     name_or_path: str | Path,
     *,
@@ -231,6 +241,12 @@ def load_model(
             f"{name_or_path} is a base model: it has no NER head (no classifier weights). "
             f"Fine-tune it first (minibert-ner train --model {name_or_path} --train TRAIN "
             "--valid VALID -o DIR); in Python, load_model(..., id2label=...) gives it a fresh head"
+        )
+    elif other := other_head(folder / "config.json"):
+        raise CheckpointError(
+            f"{name_or_path} is a {other}, not a token classifier: its `classifier` does not "
+            "label tokens; use an NER (ForTokenClassification) model, or fine-tune this one "
+            "(load_model(..., id2label=...) gives it a fresh head)"
         )
 
     with torch.device("meta"):

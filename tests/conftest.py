@@ -81,6 +81,14 @@ def ner_model_dir(tmp_path_factory, minilm) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_roberta(tmp_path_factory, bpe_tokenizer) -> Path:
+    """Small random RoBERTa NER model (dslim/distilbert-NER labels, calibrated head) with a
+    byte-level BPE learnt from CoNLL train: a family without "##" sub-words."""
+    folder = tmp_path_factory.mktemp("small_roberta")
+    return make_ner_checkpoint(folder, "roberta", tokenizer_from=bpe_tokenizer)
+
+
+@pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory, minilm):
     """A 2-layer, 32-wide random BERT *base* model (no head) with MiniLM's tokenizer, saved by
     transformers: what fine-tuning starts from."""

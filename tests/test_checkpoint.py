@@ -159,3 +159,14 @@ def test_new_labels_give_a_fresh_head(ckpt) -> None:
     model = load_model(ckpt, id2label={0: "O", 1: "B-X", 2: "I-X"})
     assert model.classifier.weight.shape == (3, 64)
     assert model.id2label == {0: "O", 1: "B-X", 2: "I-X"}
+
+
+def test_a_sequence_classifier_is_not_a_token_classifier(ckpt) -> None:
+    """Its head is named `classifier` too, and of a shape that would fit: config.json's
+    `architectures` tells them apart."""
+    config = json.loads((ckpt / "config.json").read_text())
+    config["architectures"] = ["BertForSequenceClassification"]
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="is a BertForSequenceClassification, not a token"):
+        load_model(ckpt)
+    assert load_model(ckpt, id2label={0: "O", 1: "B-X", 2: "I-X"}).config.num_labels == 3
