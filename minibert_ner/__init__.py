@@ -44,6 +44,7 @@ _EXPORTS = {
     "TokenClassifierOutput": "model",
     "DebertaTokenClassifier": "deberta",
     "Tokenizer": "tokenizer",
+    "GLiNER": "gliner.api",
     "Entity": "inference.aggregation",
     "TokenEntity": "inference.aggregation",
     "PipelineOptions": "inference.options",
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import load_model, save_model
     from .config import ModelConfig
     from .deberta import DebertaTokenClassifier
+    from .gliner.api import GLiNER
     from .errors import (
         BatchError,
         CheckpointError,
