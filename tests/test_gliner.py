@@ -84,3 +84,248 @@ def test_inference_equals_gliner(models, name):
         else:
             ours = model.inference(case["texts"], case["labels"], **case["kwargs"])
         assert_same_entities(model, case, ours, case["output"])
+
+
+def conll_words(limit: int) -> list[str]:
+    from tests.helpers.data import conll_sentences
+
+    words: list[str] = []
+    for sentence in conll_sentences("test"):
+        words += sentence
+        if len(words) >= limit:
+            return words[:limit]
+    raise AssertionError("CoNLL test has fewer words")
+
+
+def test_long_document_to_the_last_word(models):
+    """20,000 words: no cut at 384 words (gliner's max_len); entities to the end."""
+    model = models["bert_span"]
+    words = conll_words(20_000)
+    text = " ".join(words)
+    entities = model.predict_entities(text, ["person", "location"], threshold=0.6)
+    assert entities == sorted(entities, key=lambda e: e["start"])
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
+    last_words = len(" ".join(words[:-100]))
+    assert entities[-1]["start"] > last_words, "entities stop before the last 100 words"
+    assert len(split_words(text)) > 20_000 > 384
+
+
+@pytest.mark.parametrize("name", ["deberta_span", "token_level"])
+def test_windows_take_each_span_from_its_best_window(models, name):
+    """A text of 150 words in windows of 40: every score is the score of the window that gives
+    it the most context, run as a text of its own."""
+    model = models[name]
+    words = conll_words(150)
+    labels = ["person", "team"]
+    config = model.config
+    try:
+        model.config = type(config)(**{**config.__dict__, "max_len": 40})
+        merged = model.scores([words], [labels])[0]
+        windows = model._windows([1] * len(words), room=10_000)
+    finally:
+        model.config = config
+    assert len(windows) > 3 and windows[-1][1] == len(words)
+    alone = [model.scores([words[a:b]], [labels])[0] for a, b in windows]
+    K = config.max_width
+    for word in range(len(words)):
+        for k in [0] if name == "token_level" else range(K):
+            last = word + k
+            if last >= len(words):
+                continue
+
+            def context(window):
+                a, b = window
+                left = word - a if a > 0 else 1 << 30
+                right = b - 1 - last if b < len(words) else 1 << 30
+                return min(left, right) if a <= word and last < b else -1
+
+            best = max(range(len(windows)), key=lambda i: (context(windows[i]), -i))
+            a = windows[best][0]
+            expected = alone[best][word - a] if name == "token_level" else alone[best][word - a, k]
+            got = merged[word] if name == "token_level" else merged[word, k]
+            torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_many_labels_in_groups(models):
+    """60 labels: one prompt with room; in groups when the window is small, each group scored
+    as its own call would score it, decoded once over all labels."""
+    model = models["deberta_span"]
+    labels = [f"type {i}" for i in range(60)]
+    text = " ".join(conll_words(60))
+    max_tokens = model.max_tokens
+    try:
+        model.max_tokens = 1024  # DeBERTa-v3 has no position limit: room for all 60
+        assert len(model._groups(labels)) == 1
+        assert model.inference([text], labels, threshold=0.4)[0]
+        model.max_tokens = 128
+        groups = model._groups(labels)
+        grouped = model.scores([split_words_only(text)], [labels])[0]
+        answer = model.inference([text], labels, threshold=0.4)[0]
+        # each group's scores are that group's own call (windows and all)
+        separate = [model.scores([split_words_only(text)], [g])[0] for g in groups]
+    finally:
+        model.max_tokens = max_tokens
+    assert len(groups) > 2 and sum(groups, []) == labels
+    torch.testing.assert_close(grouped, torch.cat(separate, dim=-1), atol=1e-4, rtol=0)
+    assert {e["label"] for e in answer} <= set(labels) and answer
+
+
+def split_words_only(text: str) -> list[str]:
+    return [w for w, _, _ in split_words(text)]
+
+
+def test_duplicate_labels_count_once(models):
+    model = models["bert_span"]
+    text = answers("bert_span")["cases"][0]["texts"][0]
+    assert model.predict_entities(text, ["person", "city", "person"], threshold=0.3) == (
+        model.predict_entities(text, ["person", "city"], threshold=0.3)
+    )
+
+
+def test_empty_texts_give_no_entities(models):
+    model = models["deberta_span"]
+    assert model.inference(["", "   ", "\n\t"], ["person"]) == [[], [], []]
+    assert model.predict_entities("", ["person"]) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.predict_entities("Ada", []), "labels is empty"),
+        (lambda m: m.predict_entities("Ada", ["person", ""]), "non-empty str"),
+        (lambda m: m.predict_entities("Ada", ["word " * 400]), "half of the model"),
+        (lambda m: m.predict_entities("Ada", ["person"], threshold=1.5), r"\[0, 1\]"),
+        (lambda m: m.predict_entities("Ada", ["person"], threshold=-0.1), r"\[0, 1\]"),
+        (lambda m: m.inference(["Ada"], [["person"], ["city"]]), "2 label lists for 1 texts"),
+        (lambda m: m.inference([3], ["person"]), "list of str"),
+        (lambda m: m.inference(["Ada"], ["person"], batch_size=0), "batch_size"),
+        (lambda m: m.predict_entities("Ada", "person", flat_ner="yes"), "flat_ner"),
+    ],
+)
+def test_bad_input_is_one_line(models, call, message):
+    with pytest.raises(InputError, match=message) as error:
+        call(models["deberta_span"])
+    assert "\n" not in str(error.value)
+
+
+def test_not_a_gliner_folder():
+    with pytest.raises(ConfigError, match="not a GLiNER model.*pipeline"):
+        GLiNER.from_pretrained(FIXTURES / "bert_backbone")
+
+
+def test_pipeline_sends_gliner_folders_to_gliner():
+    import minibert_ner
+
+    with pytest.raises(CheckpointError, match="GLiNER.from_pretrained.*--labels"):
+        minibert_ner.pipeline(FIXTURES / "deberta_span")
+
+
+def test_unsupported_variants_and_splitters(tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURES / "deberta_span", folder)
+    config = json.loads((folder / "gliner_config.json").read_text())
+    for change, message in [
+        ({"words_splitter_type": "spacy"}, "whitespace splitter only.*spacy"),
+        ({"labels_encoder": "bert-base"}, "bi-encoder"),
+        ({"span_mode": "markerV1"}, "span_mode 'markerV1'"),
+    ]:
+        (folder / "gliner_config.json").write_text(json.dumps(config | change))
+        with pytest.raises(ConfigError, match=message):
+            GLiNER.from_pretrained(folder)
+
+
+class _Payload:
+    """A pickle that would create a file when loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_code_running_pickle_is_refused(tmp_path, legacy):
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURES / "bert_span", folder)
+    shutil.copytree(FIXTURES / "bert_backbone", tmp_path / "bert_backbone")
+    marker = tmp_path / "pwned"
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state["evil"] = _Payload(marker)
+    if legacy:  # a bare pickle, as torch wrote before 1.6
+        with open(folder / "pytorch_model.bin", "wb") as f:
+            pickle.dump(state, f)
+    else:
+        torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="refused .*pytorch_model.bin") as error:
+        GLiNER.from_pretrained(folder)
+    assert "\n" not in str(error.value)
+    assert not marker.exists()
+
+
+def test_every_checkpoint_problem_at_once(tmp_path):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURES / "deberta_span", folder)
+    state = read_weights(folder)
+    del state["prompt_rep_layer.3.bias"]
+    del state["token_rep_layer.bert_layer.model.encoder.layer.1.output.dense.weight"]
+    state["rnn.lstm.extra"] = torch.zeros(1)
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(CheckpointError) as error:
+        GLiNER.from_pretrained(folder)
+    message = str(error.value)
+    for part in ("prompt_mlp.3.bias", "layers.1.ffn.output.weight", "rnn.lstm.extra"):
+        assert part in message
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_key_table_both_ways(models, name):
+    """Our tensors under gliner's names are the checkpoint's (less what inference ignores)."""
+    ours = checkpoint_state_dict(models[name].model)
+    theirs = read_weights(FIXTURES / name)
+    ignored = {k for k in theirs if ".pooler." in k}
+    assert set(ours) == set(theirs) - ignored
+    for key, tensor in ours.items():
+        assert torch.equal(tensor, theirs[key]), key
+
+
+def test_backbone_with_only_spm_model():
+    """spm_span's folder has no tokenizer; its model_name, spm_backbone/, ships spm.model only
+    (as microsoft/deberta-v3-* do). Needs the spm.model reader in minibert_ner.tokenizer."""
+    from minibert_ner.errors import TokenizerError
+
+    try:
+        model = GLiNER.from_pretrained(FIXTURES / "spm_span")
+    except TokenizerError as e:
+        if "SentencePiece" in str(e):
+            pytest.skip("no spm.model reader in this checkout (minibert_ner.tokenizer)")
+        raise
+    for case in answers("spm_span")["cases"]:
+        if not case.get("predict_entities"):
+            ours = model.inference(case["texts"], case["labels"], **case["kwargs"])
+            assert_same_entities(model, case, ours, case["output"])
+
+
+def test_export():
+    import minibert_ner
+
+    assert minibert_ner.GLiNER is GLiNER
+    assert os.path.basename(minibert_ner.gliner.__file__) == "__init__.py"
+
+
+@pytest.mark.parametrize("name", ["deberta_span", "bert_span"])
+def test_folded_span_head_equals_readable(models, name):
+    """The fast path (out_project split per word, folded into the labels) gives the readable
+    path's logits, which build every span's vector as gliner does."""
+    model = models[name]
+    words = [split_words_only(t) for t in answers(name)["cases"][0]["texts"]]
+    fast = model.scores(words, [["person", "city"]] * len(words))
+    model.model.readable = True
+    try:
+        readable = model.scores(words, [["person", "city"]] * len(words))
+    finally:
+        model.model.readable = False
+    for a, b in zip(fast, readable, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -184,7 +184,12 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{folder} holds neither model.safetensors nor pytorch_model.bin")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:  # a legacy (pre-zip) file cannot be mapped: read it whole
+            if "mmap" not in str(e):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(

@@ -40,11 +40,19 @@ def _clash(a: Candidate, b: Candidate, flat_ner: bool, multi_label: bool) -> boo
 
 
 def greedy(candidates: list[Candidate], flat_ner: bool, multi_label: bool) -> list[Candidate]:
-    """Best first, each kept unless it clashes with a kept one; the kept sorted by start."""
+    """Best first, each kept unless it clashes with a kept one; the kept sorted by start.
+
+    Only spans that share a word can clash, so each candidate is checked against the kept
+    spans covering its words (gliner checks all of them: the same answer, quadratic on long
+    text)."""
     kept: list[Candidate] = []
+    covering: dict[int, list[Candidate]] = {}  # word -> kept spans over it
     for c in sorted(candidates, key=lambda c: -c.score):
-        if not any(_clash(c, k, flat_ner, multi_label) for k in kept):
+        near = {k for w in range(c.start, c.end + 1) for k in covering.get(w, ())}
+        if not any(_clash(c, k, flat_ner, multi_label) for k in near):
             kept.append(c)
+            for w in range(c.start, c.end + 1):
+                covering.setdefault(w, []).append(c)
     return sorted(kept, key=lambda c: c.start)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "label_vectors",
     "mlp",
     "span_logits",
+    "span_logits_folded",
     "span_representations",
     "token_logits",
     "word_vectors",
@@ -141,6 +142,41 @@ def span_logits(spans: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.einsum("BLKD,BCD->BLKC", spans, labels)
 
 
+def span_logits_folded(
+    words: torch.Tensor,
+    lengths: torch.Tensor,
+    project_start: nn.Module,
+    project_end: nn.Module,
+    out_project: nn.Sequential,
+    labels: torch.Tensor,
+    K: int,
+    chunk: int = 1 << 25,
+) -> torch.Tensor:
+    """The fast path: span_logits(span_representations(...), labels) without the span vectors.
+
+    out_project is Linear(2D, 4D), ReLU, Dropout, Linear(4D, D). Its first Linear splits over
+    [start; end], so it runs once per word, not once per span; its last Linear folds into the
+    labels, (4D, D) x (B, C, D) -> (B, 4D, C), so each span costs 4D x C instead of 4D x D.
+    words (B, W, D), labels (B, C, D) -> logits (B, W, K, C); rows run in groups of about
+    `chunk` hidden values, to bound the (rows, W*K, 4D) activation.
+    """
+    B, W, D = words.shape
+    first, last = out_project[0], out_project[3]
+    per_start = project_start(words).relu() @ first.weight[:, :D].T + first.bias  # (B, W, 4D)
+    per_end = project_end(words).relu() @ first.weight[:, D:].T  # (B, W, 4D)
+    folded = torch.einsum("DE,BCD->BEC", last.weight, labels)  # (D, 4D) x (B, C, D) -> (B, 4D, C)
+    bias = labels @ last.bias  # (B, C)
+    start, end = span_indices(lengths, W, K)  # (B, W*K) each
+    E = per_start.shape[-1]
+    rows = max(1, chunk // max(1, W * K * E))
+    out = []
+    for r in range(0, B, rows):
+        s, e = start[r : r + rows, :, None].expand(-1, -1, E), end[r : r + rows, :, None].expand(-1, -1, E)
+        hidden = (per_start[r : r + rows].gather(1, s) + per_end[r : r + rows].gather(1, e)).relu()
+        out.append(hidden @ folded[r : r + rows] + bias[r : r + rows, None])  # (b, W*K, C)
+    return torch.cat(out).view(B, W, K, -1)
+
+
 def token_logits(scorer: TokenScorer, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """words (B, W, D), labels (B, C, D) -> start, end and inside logits (B, W, C, 3)."""
     B, W, D = words.shape
@@ -158,6 +194,7 @@ class GLiNERModel(nn.Module):
     def __init__(self, backbone: Model, shape: GLiNERShape) -> None:
         super().__init__()
         self.shape = shape
+        self.readable = False  # True: the span vectors (B, W, K, D), as gliner computes them
         D, H = shape.hidden_size, shape.backbone_size
         # The backbone's token-classification head is not part of GLiNER: its "logits" are then
         # the last hidden state.
@@ -203,8 +240,14 @@ class GLiNERModel(nn.Module):
             words = bilstm(self.rnn, words, lengths)
         if self.shape.span_mode == "token_level":
             return token_logits(self.scorer, words, labels)  # (B, W, C, 3)
+        labels = self.prompt_mlp(labels)  # (B, C, D)
+        if not self.readable:
+            return span_logits_folded(
+                words, lengths, self.project_start, self.project_end, self.out_project, labels,
+                self.shape.max_width,
+            )  # fmt: skip
         spans = span_representations(
             words, lengths, self.project_start, self.project_end, self.out_project,
             self.shape.max_width,
         )  # fmt: skip
-        return span_logits(spans, self.prompt_mlp(labels))  # (B, W, K, C)
+        return span_logits(spans, labels)  # (B, W, K, C)
