@@ -7,6 +7,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -132,18 +133,26 @@ def test_windows_take_each_span_from_its_best_window(models, name):
             last = word + k
             if last >= len(words):
                 continue
-
-            def context(window):
-                a, b = window
-                left = word - a if a > 0 else 1 << 30
-                right = b - 1 - last if b < len(words) else 1 << 30
-                return min(left, right) if a <= word and last < b else -1
-
-            best = max(range(len(windows)), key=lambda i: (context(windows[i]), -i))
+            best = max(
+                range(len(windows)),
+                key=lambda i, word=word, last=last: (
+                    context(windows[i], word, last, len(words)),
+                    -i,
+                ),
+            )
             a = windows[best][0]
             expected = alone[best][word - a] if name == "token_level" else alone[best][word - a, k]
             got = merged[word] if name == "token_level" else merged[word, k]
             torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def context(window: tuple[int, int], word: int, last: int, n: int) -> int:
+    """Words a window gives a span (word..last) before and after it, the text's ends unlimited;
+    -1 when the span is not whole in the window."""
+    a, b = window
+    left = word - a if a > 0 else 1 << 30
+    right = b - 1 - last if b < n else 1 << 30
+    return min(left, right) if a <= word and last < b else -1
 
 
 def test_many_labels_in_groups(models):
@@ -329,3 +338,79 @@ def test_folded_span_head_equals_readable(models, name):
         model.model.readable = False
     for a, b in zip(fast, readable, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_cli_label_every_format(models, capsys, tmp_path):
+    from tests.helpers.cli import run_in_process
+
+    folder = str(FIXTURES / "bert_span")
+    text = answers("bert_span")["cases"][0]["texts"][0]
+    flags = ["--model", folder, "--labels", "person,location", "--threshold", "0.3"]
+    expected = models["bert_span"].predict_entities(text, ["person", "location"], threshold=0.3)
+    assert expected
+    code, out, _ = run_in_process([*flags, "--format", "jsonl", text], capsys)
+    record = json.loads(out)
+    assert code == 0 and record["text"] == text
+    assert [(e["entity_group"], e["start"], e["end"], e["word"]) for e in record["entities"]] == [
+        (e["label"], e["start"], e["end"], e["text"]) for e in expected
+    ]
+    for fmt in ("json", "table", "conll"):
+        code, out, err = run_in_process([*flags, "--format", fmt, text], capsys)
+        assert code == 0 and out, (fmt, err)
+    (tmp_path / "doc.txt").write_text(text + "\n" + text, "utf-8")
+    code, out, _ = run_in_process(
+        [*flags, "--document", "--file", str(tmp_path / "doc.txt"), "--format", "jsonl"], capsys
+    )
+    assert code == 0 and len(json.loads(out)["entities"]) >= len(expected)
+    code, out, _ = run_in_process(
+        [*flags, "--file", str(tmp_path / "doc.txt"), "--format", "jsonl"], capsys
+    )
+    assert code == 0 and len(out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--labels", ""], "give entity types"),
+        (["--labels", "person", "--threshold", "2"], r"must be in \[0, 1\]"),
+        ([], "is a GLiNER model.*--labels"),
+    ],
+)
+def test_cli_bad_gliner_flags(capsys, flags, message):
+    from tests.helpers.cli import run_in_process
+
+    code, _, err = run_in_process(["--model", str(FIXTURES / "bert_span"), *flags, "Ada"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_cli_labels_with_a_token_classifier(capsys):
+    from tests.helpers.cli import run_in_process
+
+    code, _, err = run_in_process(
+        ["--model", str(FIXTURES / "bert_backbone"), "--labels", "person", "Ada"], capsys
+    )
+    assert code == 2 and "drop --labels" in err
+
+
+def test_cli_evaluate_with_label_map(capsys, tmp_path):
+    from tests.helpers.cli import run_in_process
+    from tests.helpers.data import conll_file
+
+    lines = conll_file("test").read_text("utf-8").splitlines()[:200]
+    data = tmp_path / "small.txt"
+    data.write_text("\n".join(lines) + "\n", "utf-8")
+    code, out, err = run_in_process(
+        ["evaluate", "--model", str(FIXTURES / "bert_span"), "--data", str(data), "--format",
+         "json", "--labels", "person,organization,location", "--threshold", "0.3",
+         "--label-map", "person=PER,organization=ORG,location=LOC"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert {"PER", "ORG", "LOC"} <= set(report["per_type"]) | set(report.get("types", {}))

@@ -87,8 +87,12 @@ class GLiNER:
             model.backbone.config.max_positions, tokenizer.model_max_length
         )
         # Tokens the tokenizer adds around a text ([CLS] ... [SEP]).
-        self.special_tokens = len(tokenizer.encode_batch([["a"]], is_pretokenized=True)[0].ids) - len(
-            tokenizer.backend.encode_batch([["a"]], is_pretokenized=True, add_special_tokens=False)[0].ids
+        self.special_tokens = len(
+            tokenizer.encode_batch([["a"]], is_pretokenized=True)[0].ids
+        ) - len(
+            tokenizer.backend.encode_batch([["a"]], is_pretokenized=True, add_special_tokens=False)[
+                0
+            ].ids
         )
 
     def __repr__(self) -> str:
@@ -105,7 +109,9 @@ class GLiNER:
         dtype: torch.dtype | str | None = None,
     ) -> GLiNER:
         """Load a GLiNER model: a folder, or a hub id through the Hugging Face cache."""
-        return cls(*load_gliner(name_or_path, revision=revision, token=token, device=device, dtype=dtype))
+        return cls(
+            *load_gliner(name_or_path, revision=revision, token=token, device=device, dtype=dtype)
+        )
 
     # -----------------------------------------------------------------------------------------
     # The public calls
@@ -171,9 +177,7 @@ class GLiNER:
     # -----------------------------------------------------------------------------------------
     # Labels, windows, scores
 
-    def _label_sets(
-        self, labels: object, num_texts: int
-    ) -> list[tuple[list[str], list[str]]]:
+    def _label_sets(self, labels: object, num_texts: int) -> list[tuple[list[str], list[str]]]:
         """Each text's (prompts, names), deduplicated in order, checked."""
         if isinstance(labels, str):
             labels = [labels]
@@ -242,7 +246,9 @@ class GLiNER:
         a = 0
         while True:
             b, used = a, 0
-            while b < n and b - a < self.config.max_len and (b == a or used + word_tokens[b] <= room):
+            while (
+                b < n and b - a < self.config.max_len and (b == a or used + word_tokens[b] <= room)
+            ):
                 used += word_tokens[b]
                 b += 1
             windows.append((a, b))
@@ -302,9 +308,13 @@ class GLiNER:
                 attention[r, :n] = 1
                 words_mask[r, :n] = torch.tensor(_words_mask(encodings[i], jobs[i].prompt_words))
             lengths = torch.tensor([jobs[i].end - jobs[i].start for i in chunk])
-            out = self.model(
-                ids.to(device), attention.to(device), words_mask.to(device), lengths.to(device)
-            ).float().cpu()  # (b, W, K, C) or (b, W, C, 3)
+            out = (
+                self.model(
+                    ids.to(device), attention.to(device), words_mask.to(device), lengths.to(device)
+                )
+                .float()
+                .cpu()
+            )  # (b, W, K, C) or (b, W, C, 3)
             for r, i in enumerate(chunk):
                 n, C = jobs[i].end - jobs[i].start, jobs[i].num_labels
                 results[i] = out[r, :n, :C] if token_level else out[r, :n, :, :C]

@@ -261,7 +261,7 @@ def load_gliner(
     folder = resolve_folder(name_or_path, revision=revision, token=token, files=GLINER_FILES)
     if not (folder / "gliner_config.json").is_file():
         hint = (
-            "; it is a token classifier: use minibert_ner.pipeline(...)"
+            "; it is a token classifier: use minibert_ner.pipeline(...) (command line: drop --labels)"
             if (folder / "config.json").is_file()
             else ""
         )
@@ -295,7 +295,9 @@ def load_gliner(
     }
     head_expected = {k: v for k, v in expected.items() if not k.startswith("backbone.")}
     backbone_tensors = {
-        k.removeprefix(BACKBONE_PREFIX): v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)
+        k.removeprefix(BACKBONE_PREFIX): v
+        for k, v in tensors.items()
+        if k.startswith(BACKBONE_PREFIX)
     }
     head, problems = head_state(
         {k: v for k, v in tensors.items() if not k.startswith(BACKBONE_PREFIX)},
@@ -308,7 +310,9 @@ def load_gliner(
         problems.insert(0, f"backbone ({BACKBONE_PREFIX}*): {e}")
         backbone = {}
     if problems:
-        raise CheckpointError(f"{folder} does not fit its gliner_config.json: " + " | ".join(problems))
+        raise CheckpointError(
+            f"{folder} does not fit its gliner_config.json: " + " | ".join(problems)
+        )
     state = head | {f"backbone.{k}": v for k, v in backbone.items()}
     model.load_state_dict(state, strict=False, assign=True)
     model.to(device=device or "cpu", dtype=resolve_dtype(dtype) or torch.float32)

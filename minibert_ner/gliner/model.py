@@ -144,37 +144,39 @@ def span_logits(spans: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def span_logits_folded(
     words: torch.Tensor,
-    lengths: torch.Tensor,
     project_start: nn.Module,
     project_end: nn.Module,
     out_project: nn.Sequential,
     labels: torch.Tensor,
     K: int,
-    chunk: int = 1 << 25,
+    chunk: int = 1 << 24,
 ) -> torch.Tensor:
     """The fast path: span_logits(span_representations(...), labels) without the span vectors.
 
     out_project is Linear(2D, 4D), ReLU, Dropout, Linear(4D, D). Its first Linear splits over
     [start; end], so it runs once per word, not once per span; its last Linear folds into the
-    labels, (4D, D) x (B, C, D) -> (B, 4D, C), so each span costs 4D x C instead of 4D x D.
-    words (B, W, D), labels (B, C, D) -> logits (B, W, K, C); rows run in groups of about
-    `chunk` hidden values, to bound the (rows, W*K, 4D) activation.
+    labels, (D, 4D) x (B, C, D) -> (B, 4D, C), so each span costs 4D x C instead of 4D x D.
+    words (B, W, D), labels (B, C, D) -> logits (B, W, K, C). Spans past a row's last word get
+    numbers that are never read (gliner scores them as the span (0, 0)). Rows run in groups of
+    about `chunk` hidden values, to bound the (rows, W, K, 4D) activation.
     """
     B, W, D = words.shape
     first, last = out_project[0], out_project[3]
     per_start = project_start(words).relu() @ first.weight[:, :D].T + first.bias  # (B, W, 4D)
     per_end = project_end(words).relu() @ first.weight[:, D:].T  # (B, W, 4D)
+    E = per_end.shape[-1]
+    per_end = torch.cat([per_end, per_end.new_zeros(B, K - 1, E)], dim=1)  # (B, W+K-1, 4D)
+    # end word i + k for span (i, k), as a view: (B, W, K, 4D) over (B, W+K-1, 4D)
+    b, w, e = per_end.stride()
+    ends = per_end.as_strided((B, W, K, E), (b, w, w, e))
     folded = torch.einsum("DE,BCD->BEC", last.weight, labels)  # (D, 4D) x (B, C, D) -> (B, 4D, C)
     bias = labels @ last.bias  # (B, C)
-    start, end = span_indices(lengths, W, K)  # (B, W*K) each
-    E = per_start.shape[-1]
     rows = max(1, chunk // max(1, W * K * E))
     out = []
     for r in range(0, B, rows):
-        s, e = start[r : r + rows, :, None].expand(-1, -1, E), end[r : r + rows, :, None].expand(-1, -1, E)
-        hidden = (per_start[r : r + rows].gather(1, s) + per_end[r : r + rows].gather(1, e)).relu()
-        out.append(hidden @ folded[r : r + rows] + bias[r : r + rows, None])  # (b, W*K, C)
-    return torch.cat(out).view(B, W, K, -1)
+        hidden = (per_start[r : r + rows, :, None] + ends[r : r + rows]).relu_()  # (b, W, K, 4D)
+        out.append(hidden.flatten(1, 2) @ folded[r : r + rows] + bias[r : r + rows, None])
+    return torch.cat(out).view(B, W, K, -1)  # (B, W, K, C)
 
 
 def token_logits(scorer: TokenScorer, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -203,7 +205,9 @@ class GLiNERModel(nn.Module):
         self.backbone = backbone
         self.projection = nn.Linear(H, D) if H != D else None
         self.rnn = (
-            nn.LSTM(D, D // 2, num_layers=shape.num_rnn_layers, bidirectional=True, batch_first=True)
+            nn.LSTM(
+                D, D // 2, num_layers=shape.num_rnn_layers, bidirectional=True, batch_first=True
+            )
             if shape.num_rnn_layers > 0
             else None
         )
@@ -243,7 +247,7 @@ class GLiNERModel(nn.Module):
         labels = self.prompt_mlp(labels)  # (B, C, D)
         if not self.readable:
             return span_logits_folded(
-                words, lengths, self.project_start, self.project_end, self.out_project, labels,
+                words, self.project_start, self.project_end, self.out_project, labels,
                 self.shape.max_width,
             )  # fmt: skip
         spans = span_representations(
