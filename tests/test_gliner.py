@@ -337,7 +337,8 @@ def test_folded_span_head_equals_readable(models, name):
     finally:
         model.model.readable = False
     for a, b in zip(fast, readable, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        valid = torch.arange(len(a))[:, None] + torch.arange(a.shape[1]) < len(a)  # (n, K)
+        torch.testing.assert_close(a[valid], b[valid], atol=1e-4, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
