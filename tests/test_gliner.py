@@ -415,3 +415,16 @@ def test_cli_evaluate_with_label_map(capsys, tmp_path):
     assert code == 0, err
     report = json.loads(out)
     assert {"PER", "ORG", "LOC"} <= set(report["per_type"]) | set(report.get("types", {}))
+
+
+def test_long_and_short_texts_in_one_call(models):
+    """Texts that need windows and texts that fit, mixed in one call, answer as each alone."""
+    model = models["bert_span"]
+    long = " ".join(conll_words(900))
+    texts = [long, "Ada Lovelace met Charles Babbage in London.", long[:3000], "", "Paris"]
+    together = model.inference(texts, ["person", "location"], threshold=0.4, batch_size=3)
+    alone = [model.inference([t], ["person", "location"], threshold=0.4)[0] for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        assert [(e["start"], e["end"], e["label"]) for e in a] == [
+            (e["start"], e["end"], e["label"]) for e in b
+        ]

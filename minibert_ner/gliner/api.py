@@ -261,11 +261,28 @@ class GLiNER:
     ) -> list[torch.Tensor]:
         """Each text's scores over all its words: span logits (n, K, C), or for token_level
         word logits (n, C, 3); windows merged by most context, label groups joined in order."""
-        jobs: list[_Job] = []
-        rows: list[list[str]] = []
+        # First every text whole under each label group (one window, as gliner runs it); the
+        # texts that do not fit then go again, as windows.
+        groups_of: dict[tuple[str, ...], list[list[str]]] = {}
+        whole: list[tuple[int, int, list[str], list[str]]] = []  # text, group, labels, prompt
         for t, (words, prompts) in enumerate(zip(texts, label_sets, strict=True)):
-            groups = self._groups(prompts)
-            if not words:
+            key = tuple(prompts)
+            if key not in groups_of:
+                groups_of[key] = self._groups(prompts)  # checks the labels, even for no words
+            for g, group in enumerate(groups_of[key] if words else []):
+                prompt = [x for label in group for x in (self.config.ent_token, label)]
+                whole.append((t, g, group, [*prompt, self.config.sep_token]))
+        rows = [prompt + texts[t] for t, _, _, prompt in whole]
+        first = self.tokenizer.encode_batch(rows, is_pretokenized=True) if rows else []
+        jobs: list[_Job] = []
+        encodings: list[Encoding] = []
+        long_jobs: list[_Job] = []
+        long_rows: list[list[str]] = []
+        for (t, g, group, prompt), encoding in zip(whole, first, strict=True):
+            words = texts[t]
+            if len(encoding.ids) <= self.max_tokens and len(words) <= self.config.max_len:
+                jobs.append(_Job(t, g, 0, len(words), len(group), len(prompt)))
+                encodings.append(encoding)
                 continue
             word_tokens = [
                 len(e.ids)
@@ -273,14 +290,13 @@ class GLiNER:
                     [[w] for w in words], is_pretokenized=True, add_special_tokens=False
                 )
             ]
-            for g, group in enumerate(groups):
-                prompt = [x for label in group for x in (self.config.ent_token, label)]
-                prompt.append(self.config.sep_token)
-                room = self.max_tokens - sum(self._prompt_sizes(group)) - 1 - self.special_tokens
-                for a, b in self._windows(word_tokens, room):
-                    jobs.append(_Job(t, g, a, b, len(group), len(prompt)))
-                    rows.append(prompt + words[a:b])
-        encodings = self.tokenizer.encode_batch(rows, is_pretokenized=True) if rows else []
+            room = self.max_tokens - sum(self._prompt_sizes(group)) - 1 - self.special_tokens
+            for a, b in self._windows(word_tokens, room):
+                long_jobs.append(_Job(t, g, a, b, len(group), len(prompt)))
+                long_rows.append(prompt + words[a:b])
+        if long_rows:
+            jobs += long_jobs
+            encodings += self.tokenizer.encode_batch(long_rows, is_pretokenized=True)
         logits = self._run(jobs, encodings, batch_size)
         by_text: list[list[tuple[_Job, torch.Tensor]]] = [[] for _ in texts]
         for job, scores in zip(jobs, logits, strict=True):
