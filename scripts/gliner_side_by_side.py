@@ -61,13 +61,19 @@ def main() -> None:
         return
     print(f"{'gliner 0.2.29':<48} | minibert-ner")
     for a, b in zip(theirs, ours, strict=False):
-        left = f"{a['start']:>3}:{a['end']:<3} {a['label']:<12} {a['text'][:16]:<16} {a['score']:.4f}"
-        right = f"{b['start']:>3}:{b['end']:<3} {b['label']:<12} {b['text'][:16]:<16} {b['score']:.4f}"
+        left = (
+            f"{a['start']:>3}:{a['end']:<3} {a['label']:<12} {a['text'][:16]:<16} {a['score']:.4f}"
+        )
+        right = (
+            f"{b['start']:>3}:{b['end']:<3} {b['label']:<12} {b['text'][:16]:<16} {b['score']:.4f}"
+        )
         print(f"{left:<48} | {right}")
     same = [(e["start"], e["end"], e["label"]) for e in theirs] == [
         (e["start"], e["end"], e["label"]) for e in ours
     ]
-    largest = max((abs(a["score"] - b["score"]) for a, b in zip(theirs, ours, strict=False)), default=0)
+    largest = max(
+        (abs(a["score"] - b["score"]) for a, b in zip(theirs, ours, strict=False)), default=0
+    )
     print(f"\n{len(theirs)} and {len(ours)} entities; same spans and labels: {same}; "
           f"largest score difference {largest:.1e}")  # fmt: skip
 

@@ -46,8 +46,17 @@ def greedy(candidates: list[Candidate], flat_ner: bool, multi_label: bool) -> li
     spans covering its words (gliner checks all of them: the same answer, quadratic on long
     text)."""
     kept: list[Candidate] = []
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    if flat_ner and not multi_label:  # any shared word is a clash: mark the words taken
+        taken: set[int] = set()
+        for c in ordered:
+            span = range(c.start, c.end + 1)
+            if taken.isdisjoint(span):
+                kept.append(c)
+                taken.update(span)
+        return sorted(kept, key=lambda c: c.start)
     covering: dict[int, list[Candidate]] = {}  # word -> kept spans over it
-    for c in sorted(candidates, key=lambda c: -c.score):
+    for c in ordered:
         near = {k for w in range(c.start, c.end + 1) for k in covering.get(w, ())}
         if not any(_clash(c, k, flat_ner, multi_label) for k in near):
             kept.append(c)

@@ -149,34 +149,27 @@ def span_logits_folded(
     out_project: nn.Sequential,
     labels: torch.Tensor,
     K: int,
-    chunk: int = 1 << 24,
 ) -> torch.Tensor:
     """The fast path: span_logits(span_representations(...), labels) without the span vectors.
 
     out_project is Linear(2D, 4D), ReLU, Dropout, Linear(4D, D). Its first Linear splits over
     [start; end], so it runs once per word, not once per span; its last Linear folds into the
     labels, (D, 4D) x (B, C, D) -> (B, 4D, C), so each span costs 4D x C instead of 4D x D.
-    words (B, W, D), labels (B, C, D) -> logits (B, W, K, C). Spans past a row's last word get
-    numbers that are never read (gliner scores them as the span (0, 0)). Rows run in groups of
-    about `chunk` hidden values, to bound the (rows, W, K, 4D) activation.
+    Spans of width k are computed together, only those that end inside the rows: words
+    (B, W, D), labels (B, C, D) -> logits (B, W, K, C), zero for spans past the last word (gliner
+    scores them as the span (0, 0); neither is ever read).
     """
     B, W, D = words.shape
     first, last = out_project[0], out_project[3]
     per_start = project_start(words).relu() @ first.weight[:, :D].T + first.bias  # (B, W, 4D)
     per_end = project_end(words).relu() @ first.weight[:, D:].T  # (B, W, 4D)
-    E = per_end.shape[-1]
-    per_end = torch.cat([per_end, per_end.new_zeros(B, K - 1, E)], dim=1)  # (B, W+K-1, 4D)
-    # end word i + k for span (i, k), as a view: (B, W, K, 4D) over (B, W+K-1, 4D)
-    b, w, e = per_end.stride()
-    ends = per_end.as_strided((B, W, K, E), (b, w, w, e))
     folded = torch.einsum("DE,BCD->BEC", last.weight, labels)  # (D, 4D) x (B, C, D) -> (B, 4D, C)
-    bias = labels @ last.bias  # (B, C)
-    rows = max(1, chunk // max(1, W * K * E))
-    out = []
-    for r in range(0, B, rows):
-        hidden = (per_start[r : r + rows, :, None] + ends[r : r + rows]).relu_()  # (b, W, K, 4D)
-        out.append(hidden.flatten(1, 2) @ folded[r : r + rows] + bias[r : r + rows, None])
-    return torch.cat(out).view(B, W, K, -1)  # (B, W, K, C)
+    bias = (labels @ last.bias)[:, None]  # (B, 1, C)
+    out = words.new_zeros(B, W, K, labels.shape[1])  # (B, W, K, C)
+    for k in range(min(K, W)):
+        hidden = (per_start[:, : W - k] + per_end[:, k:]).relu_()  # (B, W-k, 4D): spans (i, i+k)
+        out[:, : W - k, k] = hidden @ folded + bias  # (B, W-k, C)
+    return out
 
 
 def token_logits(scorer: TokenScorer, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
