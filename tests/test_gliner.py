@@ -428,3 +428,23 @@ def test_long_and_short_texts_in_one_call(models):
         assert [(e["start"], e["end"], e["label"]) for e in a] == [
             (e["start"], e["end"], e["label"]) for e in b
         ]
+
+
+def test_batch_job_with_labels(models, tmp_path, capsys):
+    from tests.helpers.cli import run_in_process
+
+    texts = answers("bert_span")["cases"][0]["texts"][:4]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", "utf-8")
+    flags = ["batch", "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"),
+             "--model", str(FIXTURES / "bert_span"), "--labels", "person,location",
+             "--threshold", "0.3"]  # fmt: skip
+    code, _, err = run_in_process(flags, capsys)
+    assert code == 0, err
+    written = [json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()]
+    expected = models["bert_span"].inference(texts, ["person", "location"], threshold=0.3)
+    assert [[(e["start"], e["end"], e["entity_group"]) for e in r["entities"]] for r in written] == [
+        [(e["start"], e["end"], e["label"]) for e in found] for found in expected
+    ]
+    # the same folder with other labels is another job's output: refused
+    code, _, err = run_in_process([*flags[:-3], "city", "--threshold", "0.3"], capsys)
+    assert code == 2 and "gliner" in err

@@ -52,6 +52,7 @@ __all__ = [
     "add_output_argument",
     "add_pipeline_arguments",
     "gliner_pipeline",
+    "gliner_settings",
     "int_at_least",
     "label_list",
     "pipeline_options",
@@ -304,21 +305,33 @@ def add_gliner_arguments(parser: argparse.ArgumentParser, *, label_map: bool = F
         )
 
 
+def gliner_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The GLiNERPipeline fields that --labels and the GLiNER flags give; None without
+    --labels."""
+    if args.labels is None:
+        return None
+    from ..gliner.pipeline import parse_label_map, parse_labels
+
+    label_map = getattr(args, "label_map", None)
+    return {
+        "labels": parse_labels(args.labels),
+        "threshold": args.threshold,
+        "flat_ner": not args.nested,
+        "multi_label": args.multi_label,
+        "label_map": parse_label_map(label_map) if label_map else {},
+    }
+
+
 def gliner_pipeline(args: argparse.Namespace, options: PipelineOptions) -> Any:
     """The GLiNERPipeline that --model, --labels and the GLiNER flags describe."""
     from ..devices import resolve_device
-    from ..gliner.pipeline import GLiNERPipeline, parse_label_map, parse_labels
+    from ..gliner.pipeline import GLiNERPipeline
 
-    label_map = getattr(args, "label_map", None)
     return GLiNERPipeline.load(
         args.model,
-        parse_labels(args.labels),
         device=resolve_device(options.device),
         revision=options.revision,
         token=options.token,
-        threshold=args.threshold,
-        flat_ner=not args.nested,
-        multi_label=args.multi_label,
-        label_map=parse_label_map(label_map) if label_map else {},
         batch_size=options.batch_size,
+        **gliner_settings(args),  # type: ignore[arg-type]
     )

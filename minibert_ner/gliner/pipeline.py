@@ -1,7 +1,7 @@
 """A GLiNER model with its labels fixed, called as the NER pipeline is: what the command line
 (`--labels`), batch jobs, the server and CoNLL evaluation run.
 
-    ner = GLiNERPipeline.load("urchade/gliner_small-v2.1", ["person", "organization"])
+    ner = GLiNERPipeline.load("urchade/gliner_small-v2.1", labels=["person", "organization"])
     ner(["Ada Lovelace met Babbage."])    # entities as the pipeline gives them
     [[{'entity_group': 'person', 'score': 0.97, 'word': 'Ada Lovelace', 'start': 0, 'end': 12}]]
     ner.label_words([["Ada", "Lovelace", "met", "Babbage", "."]])   # IOB2 per word
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -72,7 +73,6 @@ class GLiNERPipeline:
     def load(
         cls,
         name_or_path: str | Path,
-        labels: list[str],
         *,
         device: str | torch.device | None = None,
         revision: str | None = None,
@@ -80,7 +80,7 @@ class GLiNERPipeline:
         **options: Any,
     ) -> GLiNERPipeline:
         model = GLiNER.from_pretrained(name_or_path, revision=revision, token=token, device=device)
-        return cls(model, labels, **options)
+        return cls(model, **options)
 
     @property
     def model(self) -> GLiNERPipeline:
@@ -107,6 +107,11 @@ class GLiNERPipeline:
             for entities in found
         ]  # fmt: skip
         return out[0] if single else out
+
+    def label(self, texts: Sequence[str]) -> Any:
+        """`NERPipeline.label`'s shape, for batch jobs: an object whose `entities` are each
+        text's."""
+        return SimpleNamespace(entities=self(list(texts)))
 
     def label_words(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """IOB2 tags for pre-split words (CoNLL): the words joined by spaces are labelled, and a
