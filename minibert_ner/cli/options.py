@@ -286,7 +286,7 @@ def add_gliner_arguments(parser: argparse.ArgumentParser, *, label_map: bool = F
         "--labels",
         metavar="LABEL,...",
         help="entity types to find, comma-separated (e.g. person,company); --model is then a "
-        "GLiNER model (gliner_config.json)",
+        "GLiNER model (gliner_config.json) (default: none: --model is a token classifier)",
     )
     group.add_argument(
         "--threshold", type=unit_float, default=0.5, help="least score of an entity (default: 0.5)"
@@ -301,7 +301,8 @@ def add_gliner_arguments(parser: argparse.ArgumentParser, *, label_map: bool = F
         group.add_argument(
             "--label-map",
             metavar="LABEL=TAG,...",
-            help="write each GLiNER label as the data's entity type, e.g. person=PER,city=LOC",
+            help="write each GLiNER label as the data's entity type, e.g. person=PER,city=LOC "
+            "(default: the labels as given)",
         )
 
 
