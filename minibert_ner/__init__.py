@@ -58,7 +58,6 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import load_model, save_model
     from .config import ModelConfig
     from .deberta import DebertaTokenClassifier
-    from .gliner.api import GLiNER
     from .errors import (
         BatchError,
         CheckpointError,
@@ -73,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         ModelNotFoundError,
         TokenizerError,
     )
+    from .gliner.api import GLiNER
     from .inference.aggregation import Entity, TokenEntity
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline

@@ -46,10 +46,9 @@ def build(out: Path) -> None:
     import transformers
     from gliner import GLiNER
 
-    fixtures = fixtures_module()
     torch.manual_seed(0)
     backbone = out / "backbone"
-    fixtures.deberta_tokenizer(backbone, vocab_size=8000)
+    fixtures_module().deberta_tokenizer(backbone, vocab_size=8000)
     path = backbone / "tokenizer.json"
     tokenizer = json.loads(path.read_text("utf-8"))
     vocab = tokenizer["model"]["vocab"]

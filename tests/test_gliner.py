@@ -440,11 +440,13 @@ def test_batch_job_with_labels(models, tmp_path, capsys):
              "--threshold", "0.3"]  # fmt: skip
     code, _, err = run_in_process(flags, capsys)
     assert code == 0, err
-    written = [json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()]
-    expected = models["bert_span"].inference(texts, ["person", "location"], threshold=0.3)
-    assert [[(e["start"], e["end"], e["entity_group"]) for e in r["entities"]] for r in written] == [
-        [(e["start"], e["end"], e["label"]) for e in found] for found in expected
+    written = [
+        json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()
     ]
+    expected = models["bert_span"].inference(texts, ["person", "location"], threshold=0.3)
+    assert [
+        [(e["start"], e["end"], e["entity_group"]) for e in r["entities"]] for r in written
+    ] == [[(e["start"], e["end"], e["label"]) for e in found] for found in expected]
     # the same folder with other labels is another job's output: refused
     code, _, err = run_in_process([*flags[:-3], "city", "--threshold", "0.3"], capsys)
     assert code == 2 and "gliner" in err

@@ -18,10 +18,10 @@ from ..batch.records import OUTPUT_FORMATS
 from .options import (
     add_format_argument,
     add_gliner_arguments,
-    gliner_settings,
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    gliner_settings,
     int_at_least,
     pipeline_options,
     positive_float,
