@@ -205,6 +205,8 @@ def test_empty_texts_give_no_entities(models):
         (lambda m: m.predict_entities("Ada", ["word " * 400]), "half of the model"),
         (lambda m: m.predict_entities("Ada", ["person"], threshold=1.5), r"\[0, 1\]"),
         (lambda m: m.predict_entities("Ada", ["person"], threshold=-0.1), r"\[0, 1\]"),
+        (lambda m: m.predict_entities("Ada", ["person"], threshold="high"), r"\[0, 1\]"),
+        (lambda m: m.predict_entities(["Ada"], ["person"]), "text must be a str"),
         (lambda m: m.inference(["Ada"], [["person"], ["city"]]), "2 label lists for 1 texts"),
         (lambda m: m.inference([3], ["person"]), "list of str"),
         (lambda m: m.inference(["Ada"], ["person"], batch_size=0), "batch_size"),

@@ -87,13 +87,11 @@ class GLiNER:
             model.backbone.config.max_positions, tokenizer.model_max_length
         )
         # Tokens the tokenizer adds around a text ([CLS] ... [SEP]).
-        self.special_tokens = len(
-            tokenizer.encode_batch([["a"]], is_pretokenized=True)[0].ids
-        ) - len(
-            tokenizer.backend.encode_batch([["a"]], is_pretokenized=True, add_special_tokens=False)[
-                0
-            ].ids
+        bare = tokenizer.backend.encode_batch(
+            [["a"]], is_pretokenized=True, add_special_tokens=False
         )
+        whole = tokenizer.encode_batch([["a"]], is_pretokenized=True)
+        self.special_tokens = len(whole[0].ids) - len(bare[0].ids)
 
     def __repr__(self) -> str:
         return f"GLiNER({self.config.span_mode}, backbone={self.model.backbone.config.model_type})"
@@ -149,7 +147,11 @@ class GLiNER:
         if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
             raise InputError("texts must be a str or a list of str")
         label_sets = self._label_sets(labels, len(texts))
-        if not 0.0 <= float(threshold) <= 1.0:
+        if (
+            not isinstance(threshold, (int, float))
+            or isinstance(threshold, bool)
+            or not 0.0 <= threshold <= 1.0
+        ):
             raise InputError(f"threshold must be in [0, 1], got {threshold}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,9 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         except RuntimeError as e:  # a legacy (pre-zip) file cannot be mapped: read it whole
             if "mmap" not in str(e):
                 raise
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch notes the old pickle protocol: no news
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
