@@ -45,6 +45,7 @@ _EXPORTS = {
     "DebertaTokenClassifier": "deberta",
     "ModernBertTokenClassifier": "modernbert",
     "Tokenizer": "tokenizer",
+    "GLiNER": "gliner.api",
     "Entity": "inference.aggregation",
     "TokenEntity": "inference.aggregation",
     "PipelineOptions": "inference.options",
@@ -72,6 +73,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         ModelNotFoundError,
         TokenizerError,
     )
+    from .gliner.api import GLiNER
     from .inference.aggregation import Entity, TokenEntity
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline

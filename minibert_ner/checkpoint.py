@@ -220,6 +220,12 @@ def load_model(
     """
     folder = resolve_folder(name_or_path, revision=revision, token=token, files=WEIGHT_FILES)
     if not (folder / "config.json").is_file():
+        if (folder / "gliner_config.json").is_file():
+            raise CheckpointError(
+                f"{folder} is a GLiNER model (labels named at call time): load it with "
+                "minibert_ner.GLiNER.from_pretrained(...), or on the command line give "
+                "--labels (minibert-ner --model MODEL --labels person,company TEXT)"
+            )
         raise CheckpointError(f"{folder} has no config.json; is it a model folder?")
     config = ModelConfig.from_json_file(folder / "config.json")
     tensors = read_safetensors(folder)

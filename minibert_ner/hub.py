@@ -19,6 +19,7 @@ __all__ = [
 
 WEIGHT_FILES = [
     "config.json",
+    "gliner_config.json",  # so that a GLiNER model is recognised (and sent to GLiNER)
     "model.safetensors",
     "model.safetensors.index.json",
     "model-*.safetensors",

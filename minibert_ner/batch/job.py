@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
@@ -320,6 +320,7 @@ def run_batch(
     connect_timeout: float | None = None,
     log: TextIO | None = None,
     options: PipelineOptions | None = None,
+    gliner: Mapping[str, Any] | None = None,
     **changes: Any,
 ) -> BatchSummary:
     """Label every record of `inputs` (paths, folders or globs) into `output_dir`.
@@ -329,7 +330,9 @@ def run_batch(
     `cpus_per_actor` CPUs (default 1; or one GPU each when `device` is "cuda"), waiting at most
     `connect_timeout` seconds for the cluster (default 30). `options` and `changes` are the
     pipeline's (`PipelineOptions`: aggregation_strategy, device, dtype, batch_size, ...), as
-    for `minibert_ner.pipeline`.
+    for `minibert_ner.pipeline`. `gliner`: the model is a GLiNER model, run with these settings
+    (labels, and optionally threshold, flat_ner, multi_label: `GLiNERPipeline`'s fields; the
+    local engine only).
     Files finished by an earlier run into the same folder are skipped. Progress lines go to
     `log` (e.g. sys.stderr; None: quiet).
 
@@ -354,7 +357,10 @@ def run_batch(
     if engine == "local" and given:
         raise BatchError(f"{', '.join(given)}: only for the Ray engine; add --engine ray")
     options = (options or PipelineOptions()).replace(**changes)
+    if gliner is not None and engine != "local":
+        raise BatchError("GLiNER models (--labels) run on the local engine only; drop --engine")
     manifest_options = run_options(model, output_format, text_column, id_column, options)
+    manifest_options["gliner"] = dict(gliner) if gliner is not None else None
     output_dir = Path(output_dir).expanduser()
     found = scan_inputs(inputs, exclude=output_dir)
     sources = found.files
@@ -363,7 +369,7 @@ def run_batch(
     # An output option added since a folder's manifest was written counts as its default there;
     # a manifest without a model fingerprint (written before they were kept) cannot tell: accept.
     fingerprint = {"model_fingerprint": manifest_options["model_fingerprint"]}
-    defaults = {**PipelineOptions().output_fields(), **fingerprint}
+    defaults = {**PipelineOptions().output_fields(), **fingerprint, "gliner": None}
     with OutputFolder(output_dir, manifest_options, defaults) as folder:
         # Outputs mirror the inputs below a folder named as input (or the inputs' own folder).
         jobs = folder.plan(sources, output_format, named_folders)
@@ -389,7 +395,7 @@ def run_batch(
             return summary
         columns = {"text_column": text_column, "id_column": id_column}
         if engine == "local":
-            results = local_results(todo, str(model), options, **columns)
+            results = local_results(todo, str(model), options, gliner=gliner, **columns)
         else:
             from .ray_engine import ray_results
 

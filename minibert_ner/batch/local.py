@@ -3,7 +3,7 @@ that run across file boundaries (so that many small files still fill forward bat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..inference.options import PipelineOptions
@@ -31,12 +31,23 @@ def local_results(
     *,
     text_column: str = "text",
     id_column: str | None = None,
+    gliner: Mapping[str, Any] | None = None,
 ) -> Iterator[Result]:
     """The local engine: the in-process pipeline, over chunks of records that run across file
-    boundaries (so that many small files still fill forward batches)."""
+    boundaries (so that many small files still fill forward batches). gliner: the model is a
+    GLiNER model, run with these settings (`GLiNERPipeline`'s fields)."""
     from ..inference.pipeline import pipeline
 
-    ner = pipeline(model, options=options)
+    if gliner is not None:
+        from ..devices import resolve_device
+        from ..gliner.pipeline import GLiNERPipeline
+
+        ner: Any = GLiNERPipeline.load(
+            model, device=resolve_device(options.device), revision=options.revision,
+            token=options.token, batch_size=options.batch_size, **gliner,
+        )  # fmt: skip
+    else:
+        ner = pipeline(model, options=options)
     size = max(RECORDS_PER_CHUNK, options.batch_size)
     files = ((index, job.source, job.stamp.size) for index, job in enumerate(jobs))
     stream = job_records(files, text_column=text_column, id_column=id_column)

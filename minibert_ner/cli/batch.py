@@ -17,9 +17,11 @@ from ..batch.job import ENGINES
 from ..batch.records import OUTPUT_FORMATS
 from .options import (
     add_format_argument,
+    add_gliner_arguments,
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    gliner_settings,
     int_at_least,
     pipeline_options,
     positive_float,
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model = parser.add_argument_group("model")
     add_model_argument(model)
+    add_gliner_arguments(parser)
     add_pipeline_arguments(parser)  # a section per option group
     engine = parser.add_argument_group(
         "engine", "with --engine ray, --device cuda gives each actor one GPU"
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         connect_timeout=args.connect_timeout,
         log=sys.stderr,
         options=pipeline_options(args),
+        gliner=gliner_settings(args),
     )
     print(summary.describe())
     return summary.exit_status

@@ -17,9 +17,11 @@ from ..errors import InputError
 from .options import (
     WORD_FIELDS,
     add_format_argument,
+    add_gliner_arguments,
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    gliner_pipeline,
     pipeline_options,
 )
 from .progress import Progress
@@ -46,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model = parser.add_argument_group("model")
     add_model_argument(model)
+    add_gliner_arguments(parser, label_map=True)
     add_pipeline_arguments(parser, WORD_FIELDS)  # words, not entities: no aggregation flags
 
 
@@ -61,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     sentences = read_conll(args.data)
     # Both outputs are checked before the model loads, and written whole or not at all.
     with output_file(args.output) as out, output_file(args.json, "--json") as json_file:
-        ner = pipeline(args.model, options=pipeline_options(args))
+        options = pipeline_options(args)
+        ner = (
+            gliner_pipeline(args, options)
+            if args.labels is not None
+            else pipeline(args.model, options=options)
+        )
         with Progress(total=len(sentences), unit="sentences") as bar:
             report = evaluate_pipeline(
                 ner, sentences, progress=lambda n: bar.update(count=n, amount=n)

@@ -31,9 +31,11 @@ from ..textio import decode_line, utf8_problem
 from ..writers import WRITERS, formats_for, suffix_formats
 from .options import (
     add_format_argument,
+    add_gliner_arguments,
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    gliner_pipeline,
     pipeline_options,
 )
 from .output import output_file
@@ -80,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser, required=False, metavar="PATH", help="write to this file (default: stdout)"
     )
     add_model_argument(parser)
+    add_gliner_arguments(parser)
     add_pipeline_arguments(parser)
 
 
@@ -220,7 +223,11 @@ def run(args: argparse.Namespace) -> int:
     chunks, total, name = open_input(args, skipped)  # bad files fail here, before the model loads
     options = pipeline_options(args)
     with output_file(args.output) as stream:
-        ner = pipeline(args.model, options=options)
+        ner = (
+            gliner_pipeline(args, options)
+            if args.labels is not None
+            else pipeline(args.model, options=options)
+        )
         # Standard output is read as it grows: a JSON array waits there until it is whole.
         writer = WRITERS[fmt](stream, live=args.output is None)
         # A bar for files and streams, never for texts given as arguments.

@@ -10,6 +10,8 @@ has the same flag, short form and default in every subcommand.
   The fields' groups decide which commands take which: `ENTITY_FIELDS` (not for commands that
   label words), `WORD_FIELDS` (the rest), `LOADING_FIELDS` (for commands that load a model their
   own way: inspect, train).
+- `add_gliner_arguments` / `gliner_pipeline`: --labels and the other flags of GLiNER models
+  (zero-shot: the entity types are named on the command line), and the `GLiNERPipeline` they make.
 - `int_at_least`, `positive_float`: argparse types that reject bad numbers with a one-line error.
 
 Nothing here imports torch: `--help` stays fast.
@@ -45,9 +47,12 @@ __all__ = [
     "SECTIONS",
     "WORD_FIELDS",
     "add_format_argument",
+    "add_gliner_arguments",
     "add_model_argument",
     "add_output_argument",
     "add_pipeline_arguments",
+    "gliner_pipeline",
+    "gliner_settings",
     "int_at_least",
     "label_list",
     "pipeline_options",
@@ -260,3 +265,74 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
         if getattr(args, field.name, None) is not None
     }
     return PipelineOptions().replace(**given)
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_gliner_arguments(parser: argparse.ArgumentParser, *, label_map: bool = False) -> None:
+    """--labels (which makes --model a GLiNER model), --threshold, --nested, --multi-label;
+    label_map: --label-map too (evaluate: GLiNER labels -> the data's entity types)."""
+    group = parser.add_argument_group("GLiNER models (zero-shot: name the entity types)")
+    group.add_argument(
+        "--labels",
+        metavar="LABEL,...",
+        help="entity types to find, comma-separated (e.g. person,company); --model is then a "
+        "GLiNER model (gliner_config.json) (default: none: --model is a token classifier)",
+    )
+    group.add_argument(
+        "--threshold", type=unit_float, default=0.5, help="least score of an entity (default: 0.5)"
+    )
+    group.add_argument(
+        "--nested", action="store_true", help="allow entities inside entities (flat_ner=False)"
+    )
+    group.add_argument(
+        "--multi-label", action="store_true", help="let one span carry several labels"
+    )
+    if label_map:
+        group.add_argument(
+            "--label-map",
+            metavar="LABEL=TAG,...",
+            help="write each GLiNER label as the data's entity type, e.g. person=PER,city=LOC "
+            "(default: the labels as given)",
+        )
+
+
+def gliner_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The GLiNERPipeline fields that --labels and the GLiNER flags give; None without
+    --labels."""
+    if args.labels is None:
+        return None
+    from ..gliner.pipeline import parse_label_map, parse_labels
+
+    label_map = getattr(args, "label_map", None)
+    return {
+        "labels": parse_labels(args.labels),
+        "threshold": args.threshold,
+        "flat_ner": not args.nested,
+        "multi_label": args.multi_label,
+        "label_map": parse_label_map(label_map) if label_map else {},
+    }
+
+
+def gliner_pipeline(args: argparse.Namespace, options: PipelineOptions) -> Any:
+    """The GLiNERPipeline that --model, --labels and the GLiNER flags describe."""
+    from ..devices import resolve_device
+    from ..gliner.pipeline import GLiNERPipeline
+
+    return GLiNERPipeline.load(
+        args.model,
+        device=resolve_device(options.device),
+        revision=options.revision,
+        token=options.token,
+        batch_size=options.batch_size,
+        **gliner_settings(args),  # type: ignore[arg-type]
+    )

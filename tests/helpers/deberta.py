@@ -86,14 +86,20 @@ def make_deberta_checkpoint(
         **settings,
     )
     model = transformers.DebertaV2ForTokenClassification(config)
+    perturb(model)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def perturb(model: torch.nn.Module) -> None:
+    """Biases, LayerNorms and the relative table away from transformers' init (0, 1, tiny), so
+    that mistakes in them show."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):
                 p.add_(0.1 * torch.randn_like(p))
             elif "rel_embeddings" in name:
                 p.normal_(0, 0.5)
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
 
 
 DEBERTA_SPECIAL = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]  # ids 0..3, as deberta-v3-base
