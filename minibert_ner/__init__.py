@@ -49,6 +49,8 @@ _EXPORTS = {
     "PipelineOptions": "inference.options",
     "NERPipeline": "inference.pipeline",
     "pipeline": "inference.pipeline",
+    "ExportReport": "export.onnx_export",
+    "export_onnx": "export.onnx_export",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import load_model, save_model
     from .config import ModelConfig
     from .deberta import DebertaTokenClassifier
+    from .export.onnx_export import ExportReport, export_onnx
     from .errors import (
         BatchError,
         CheckpointError,

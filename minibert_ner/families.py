@@ -55,6 +55,10 @@ class Family:
     # A config.json key that fixes the heads' width, which must then be hidden_size / heads (the
     # model files derive it); None: the family has no such key.
     head_size_key: str | None = None
+    # The onnxruntime.transformers optimizer's `model_type` whose fusions (attention, LayerNorm,
+    # GELU) fit this family's exported graph (`minibert-ner export --optimize`); None: onnxruntime's
+    # generic graph optimizations only.
+    onnx_fusions: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +180,7 @@ _ROBERTA = {
     "prefix": "roberta.",
     "unused_modules": ("pooler", "lm_head"),
     "positions_from_padding": True,
+    "onnx_fusions": "bert",
 }
 
 FAMILIES: dict[str, Family] = {
@@ -192,6 +197,7 @@ FAMILIES: dict[str, Family] = {
             unused_modules=("vocab_transform", "vocab_layer_norm", "vocab_projector"),  # MLM
             tokenizer_class="DistilBertTokenizer",
             attention_output_dropout=False,
+            onnx_fusions="bert",
         ),
         Family(
             "bert",
@@ -203,6 +209,7 @@ FAMILIES: dict[str, Family] = {
             prefix="bert.",
             unused_modules=("pooler", "cls"),  # sentence pooler; MLM and NSP heads
             tokenizer_class="BertTokenizer",
+            onnx_fusions="bert",
         ),
         Family(
             "roberta",
@@ -248,6 +255,7 @@ FAMILIES: dict[str, Family] = {
                 "generator_lm_head",
             ),
             tokenizer_class="BertTokenizer",
+            onnx_fusions="bert",
         ),
         Family(  # v2, v3 and mDeBERTa-v3; DebertaV2Config() is the v2-xlarge shape
             "deberta-v2",

@@ -27,9 +27,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from tokenizers import (
     AddedToken,
     Encoding,
@@ -45,6 +44,9 @@ from tokenizers.models import BPE, Unigram, WordPiece
 from .errors import InputError, TokenizerError
 from .families import FAMILIES
 from .hub import TOKENIZER_FILES, resolve_folder
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "REBUILT",
@@ -539,6 +541,8 @@ class Tokenizer:
         self, encodings: Sequence[Encoding], device: str | torch.device | None = None
     ) -> dict[str, torch.Tensor]:
         """Pad a batch to its longest member: `input_ids` and `attention_mask`, (B, T) int64."""
+        import torch  # here only: the ONNX engine tokenizes without torch
+
         T = max((len(e.ids) for e in encodings), default=0)
         ids = torch.full((len(encodings), T), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(encodings), T), dtype=torch.long)
