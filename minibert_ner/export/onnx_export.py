@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -227,12 +228,20 @@ def quantize_int8(path: Path) -> None:
 
     classifier = [n.name for n in onnx.load(str(path)).graph.node if "classifier" in n.name]
     quantized = path.with_name(path.name + ".int8")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(path), str(quantized), weight_type=QuantType.QInt8,
-            nodes_to_exclude=classifier, extra_options={"MatMulConstBOnly": True},
-        )  # fmt: skip
+    # Fused ops (--optimize) have outputs shape inference cannot type: they are float.
+    options = {"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT}
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process is for static quantization
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(path), str(quantized), weight_type=QuantType.QInt8,
+                nodes_to_exclude=classifier, extra_options=options,
+            )  # fmt: skip
+    finally:
+        root.setLevel(level)
     os.replace(quantized, path)
 
 

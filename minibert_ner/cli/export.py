@@ -1,0 +1,56 @@
+"""Export a model to ONNX, for the torch-free runtime (onnxruntime; docs/onnx.md).
+
+Writes model.onnx (dynamic batch and sequence axes), the tokenizer, config.json and
+pipeline.json (labels, template, windows, word rule) into --output, after checking onnxruntime's
+logits against the model's on sample batches. Run the folder with any command's --model:
+
+    minibert-ner export --model dslim/distilbert-NER --output exported/ --quantize int8
+    minibert-ner --model exported/ "My name is Wolfgang and I live in Berlin"
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import add_model_argument, add_pipeline_arguments, int_at_least
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="DIR",
+        help="folder to write (new, empty, or an earlier export: its files are replaced)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32",
+        help="the graph's dtype (float16: for GPUs; onnxruntime's CPU kernels are float32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quantize", choices=("int8",), help="onnxruntime's dynamic int8 quantization"
+    )
+    parser.add_argument(
+        "--optimize", action="store_true",
+        help="onnxruntime's transformer fusions (attention, LayerNorm, GELU) where the family has them",
+    )  # fmt: skip
+    parser.add_argument(
+        "--opset", type=int_at_least(17), default=17, help="the ONNX opset to write"
+    )
+    add_pipeline_arguments(parser, ("revision", "token"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export.onnx_export import export_onnx  # here: --help needs no torch
+
+    report = export_onnx(
+        args.model, args.output, dtype=args.dtype, quantize=args.quantize,
+        optimize=args.optimize, opset=args.opset, revision=args.revision, token=args.token,
+    )  # fmt: skip
+    print(
+        f"exported {args.model} to {report.folder}: {', '.join(report.files)} "
+        f"(model.onnx {report.megabytes:.1f} MB); onnxruntime against the model on "
+        f"{report.tokens_checked} tokens: logits within {report.max_abs_diff:.2g}, "
+        f"{report.label_agreement:.2%} of best labels equal"
+    )
+    return 0
