@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_model_argument, add_pipeline_arguments, int_at_least
+from ..errors import InputError
+from .options import LOADING_FIELDS, add_model_argument, add_pipeline_arguments, int_at_least
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,11 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder to write (new, empty, or an earlier export: its files are replaced)",
     )  # fmt: skip
     parser.add_argument(
-        "--dtype", choices=("float32", "float16"), default="float32",
-        help="the graph's dtype (float16: for GPUs; onnxruntime's CPU kernels are float32)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--quantize", choices=("int8",), help="onnxruntime's dynamic int8 quantization"
+        "--quantize",
+        choices=("int8",),
+        help="onnxruntime's dynamic int8 quantization (default: none, float weights)",
     )
     parser.add_argument(
         "--optimize", action="store_true",
@@ -37,14 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--opset", type=int_at_least(17), default=17, help="the ONNX opset to write"
     )
-    add_pipeline_arguments(parser, ("revision", "token"))
+    add_pipeline_arguments(
+        parser, LOADING_FIELDS,
+        help={
+            "dtype": "the graph's dtype: float32 (default) or float16",
+            "device": "where the model is traced: the CPU (the default, and the only choice)",
+        },
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx  # here: --help needs no torch
 
+    if args.device not in (None, "cpu"):
+        raise InputError(
+            f"export traces the model on the CPU, not {args.device}; leave --device out"
+        )
     report = export_onnx(
-        args.model, args.output, dtype=args.dtype, quantize=args.quantize,
+        args.model, args.output, dtype=args.dtype or "float32", quantize=args.quantize,
         optimize=args.optimize, opset=args.opset, revision=args.revision, token=args.token,
     )  # fmt: skip
     print(
