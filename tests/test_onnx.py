@@ -93,7 +93,10 @@ def texts() -> list[str]:
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_entities_equal_the_pytorch_pipeline(family, tmp_path, request) -> None:
     if family == "distilbert":  # the module's own, exported once for the other tests too
-        folder, exported = request.getfixturevalue("distilbert"), request.getfixturevalue("exported")
+        folder, exported = (
+            request.getfixturevalue("distilbert"),
+            request.getfixturevalue("exported"),
+        )
     else:
         folder, exported = make_checkpoint(family, tmp_path / "model", request), tmp_path / "out"
         report = minibert_ner.export_onnx(folder, exported)
@@ -207,7 +210,9 @@ def test_batch_command_takes_an_export(exported, distilbert, tmp_path, capsys) -
         ["batch", "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"),
          "--model", str(exported)], capsys)  # fmt: skip
     assert code == 0, err
-    written = [json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()]
+    written = [
+        json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()
+    ]
     expected = minibert_ner.pipeline(distilbert)(lines)
     assert_same_entities([r["entities"] for r in written], expected)
 
@@ -301,3 +306,22 @@ def test_bad_options_and_folders(exported, distilbert, tmp_path, capsys) -> None
             minibert_ner.pipeline(exported)
     finally:
         minibert_ner.export_onnx(distilbert, exported)
+
+
+def test_serve_takes_an_export(exported, distilbert) -> None:
+    pytest.importorskip("uvicorn", reason="pip install 'minibert-ner[serve]'")
+    from .helpers.server import post_json, request, serve_process
+
+    text = "EU rejects German call to boycott British lamb . Peter Blackburn in Brussels"
+    with serve_process("--model", str(exported)) as (url, process):
+        status, body = post_json(
+            url, {"inputs": text, "parameters": {"aggregation_strategy": "max"}}
+        )
+        assert status == 200
+        assert_same_entities(
+            [body], [minibert_ner.pipeline(distilbert)(text, aggregation_strategy="max")]
+        )
+        status, _, info = request(url, path="/info")
+        assert status == 200 and json.loads(info)["family"] == "distilbert"
+        process.terminate()
+        assert process.wait(30) == 0

@@ -42,7 +42,14 @@ from ..checkpoint import MODEL_CLASSES, load_model
 from ..errors import CheckpointError, InputError, MiniBertError, MissingExtraError
 from ..families import Model
 from ..files import AtomicFile, publish
-from ..inference.onnx_engine import DESCRIPTION_FILE, INPUTS, MODEL_FILE, OUTPUT, describe, is_export
+from ..inference.onnx_engine import (
+    DESCRIPTION_FILE,
+    INPUTS,
+    MODEL_FILE,
+    OUTPUT,
+    describe,
+    is_export,
+)
 from ..inference.windows import window_length
 from ..tokenizer import Tokenizer
 
@@ -51,7 +58,9 @@ __all__ = ["DTYPES", "OPSET", "TOLERANCE", "ExportReport", "export_onnx"]
 OPSET = 17  # LayerNormalization is one op from 17 on; onnxruntime >= 1.14 runs it
 DTYPES = ("float32", "float16")
 TOLERANCE = 1e-4  # float32: onnxruntime's logits against ours, at most this far apart
-STAGING = ".minibert-ner-export.tmp"  # inside the output folder: the same disk, so moves are renames
+STAGING = (
+    ".minibert-ner-export.tmp"  # inside the output folder: the same disk, so moves are renames
+)
 FILES = (MODEL_FILE, "tokenizer.json", "tokenizer_config.json", "config.json", DESCRIPTION_FILE)
 EXPORT_EXTRA = "export needs onnx and onnxruntime: pip install 'minibert-ner[onnx-export]'"
 
@@ -257,7 +266,9 @@ def verify(
         ids, mask = padded(lengths, vocab, pad, seed)
         with torch.inference_mode():
             ours = graph(ids, mask).float()  # (B, T, L)
-        (theirs,) = session.run([OUTPUT], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        (theirs,) = session.run(
+            [OUTPUT], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        )
         theirs = torch.from_numpy(theirs).float()  # (B, T, L)
         real = mask.bool()  # (B, T)
         if not torch.isfinite(theirs[real]).all():

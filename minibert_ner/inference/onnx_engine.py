@@ -55,7 +55,7 @@ ORT_EXTRA = "the ONNX engine needs onnxruntime: pip install 'minibert-ner[onnx]'
 WORD_RULES = {
     "subword_prefix": "a token continues the previous token's word when the tokenizer has a "
     "continuing-subword prefix and the token's string is not as long as the text it covers "
-    "(\"##ing\" covers 3 characters); [UNK] never continues a word",
+    '("##ing" covers 3 characters); [UNK] never continues a word',
     "space_before": "a token continues the previous token's word when its start is not 0 and "
     "neither the character before it nor its first character is a space; [UNK] never continues "
     "a word",
