@@ -59,7 +59,6 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .checkpoint import load_model, save_model
     from .config import ModelConfig
     from .deberta import DebertaTokenClassifier
-    from .export.onnx_export import ExportReport, export_onnx
     from .errors import (
         BatchError,
         CheckpointError,
@@ -74,6 +73,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         ModelNotFoundError,
         TokenizerError,
     )
+    from .export.onnx_export import ExportReport, export_onnx
     from .inference.aggregation import Entity, TokenEntity
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline

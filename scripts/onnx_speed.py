@@ -45,17 +45,16 @@ EXPORTS = {  # row -> export_onnx options
     "onnx-int8": {"optimize": True, "quantize": "int8"},
 }
 SENTENCE = "My name is Wolfgang and I live in Berlin"
-OPTIMUM = (
-    """
+OPTIMUM = """
 import json, sys, time
 t0 = time.perf_counter()
 from optimum.onnxruntime import ORTModelForTokenClassification
 from transformers import AutoTokenizer, pipeline
-folder, texts_file, bs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+folder, texts_file, bs, sentence = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 model = ORTModelForTokenClassification.from_pretrained(folder, export=True)
 ner = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(folder),
                aggregation_strategy="simple")
-ner(%r)
+ner(sentence)
 startup = time.perf_counter() - t0
 texts = json.load(open(texts_file))
 ner(texts[:64], batch_size=bs)
@@ -67,8 +66,6 @@ print(json.dumps({"startup_s": startup, "seconds": seconds,
                   "peak_rss_mb": [int(l.split()[1]) / 1024 for l in open("/proc/self/status")
                                   if l.startswith("VmHWM:")][0]}))
 """
-    % SENTENCE
-)  # noqa: UP031 (the child's source, not a message)
 
 
 def peak_rss_mb() -> float:
@@ -101,7 +98,7 @@ def worker(row: str, folder: str, texts_file: str) -> dict:
 def run_row(row: str, folder: Path, texts_file: Path, optimum_python: str) -> dict:
     if row.startswith("optimum"):
         bs = "1" if row == "optimum-bs1" else "32"
-        cmd = [optimum_python, "-c", OPTIMUM, str(folder), str(texts_file), bs]
+        cmd = [optimum_python, "-c", OPTIMUM, str(folder), str(texts_file), bs, SENTENCE]
     else:
         cmd = [sys.executable, __file__, "--worker", row, str(folder), str(texts_file)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -161,7 +158,11 @@ def agreement(args: argparse.Namespace) -> dict:
     reference = labels["torch-fp32"]
     total = sum(map(len, reference))
     for name in forms:
-        same = sum(a == b for x, y in zip(labels[name], reference) for a, b in zip(x, y))
+        same = sum(
+            a == b
+            for x, y in zip(labels[name], reference, strict=True)
+            for a, b in zip(x, y, strict=True)
+        )
         report[name]["labels_equal"] = same / total
         report[name]["f1_vs_fp32"] = evaluate(reference, labels[name]).f1
     return report

@@ -24,7 +24,9 @@ from .helpers.assertions import assert_same_entities
 from .helpers.checkpoints import BERT_NER_LABELS, DISTILBERT_NER_LABELS, make_ner_checkpoint
 from .helpers.cli import run_in_process
 from .helpers.data import conll_sentences
-from .helpers.deberta import make_deberta_checkpoint, train_deberta_v3_tokenizer
+from .helpers.deberta import train_deberta_v3_tokenizer
+from .test_deberta_pipeline import LABELS as DEBERTA_LABELS
+from .test_deberta_pipeline import deberta_ner_checkpoint
 
 pytest.importorskip("onnxruntime", reason="pip install 'minibert-ner[onnx]'")
 onnx = pytest.importorskip("onnx", reason="pip install 'minibert-ner[onnx-export]'")
@@ -47,8 +49,8 @@ FAMILIES = {
     "xlm-roberta": ("xlm-roberta", BERT_NER_LABELS, "unigram_tokenizer"),
     "camembert": ("camembert", DISTILBERT_NER_LABELS, "camembert_tokenizer"),
     "electra": ("electra", BERT_NER_LABELS, "cased_tokenizer"),
-    "deberta-v3": ("v3", BERT_NER_LABELS, "deberta_tokenizer"),
-    "deberta-v2": ("v2", DISTILBERT_NER_LABELS, "deberta_tokenizer"),
+    "deberta-v3": ("v3", DEBERTA_LABELS, "deberta_tokenizer"),
+    "deberta-v2": ("v2", DEBERTA_LABELS, "deberta_tokenizer"),
 }
 
 
@@ -60,16 +62,9 @@ def deberta_tokenizer(tmp_path_factory, conll_dir) -> Path:
 def make_checkpoint(family: str, folder: Path, request) -> Path:
     kind, labels, tokenizer_fixture = FAMILIES[family]
     tokenizer = request.getfixturevalue(tokenizer_fixture)
-    if not family.startswith("deberta"):
-        return make_ner_checkpoint(folder, kind, tokenizer_from=tokenizer, labels=labels)
-    from .helpers.checkpoints import calibrate_head, copy_tokenizer
-
-    vocab_size = minibert_ner.Tokenizer.from_pretrained(tokenizer).vocab_size
-    make_deberta_checkpoint(
-        folder, kind, labels=labels, vocab_size=vocab_size, max_position_embeddings=512
-    )
-    copy_tokenizer(tokenizer, folder)
-    return calibrate_head(folder)
+    if family.startswith("deberta"):
+        return deberta_ner_checkpoint(folder, tokenizer, kind)
+    return make_ner_checkpoint(folder, kind, tokenizer_from=tokenizer, labels=labels)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +150,8 @@ def test_quantized_and_float16_exports_run(options, agreement, distilbert, tmp_p
     got = ner(batch, aggregation_strategy="none", ignore_labels=[])
     expected = reference(batch, aggregation_strategy="none", ignore_labels=[])
     assert [len(x) for x in got] == [len(y) for y in expected]
-    same = sum(a["entity"] == b["entity"] for x, y in zip(got, expected) for a, b in zip(x, y))
+    pairs = [(a, b) for x, y in zip(got, expected, strict=True) for a, b in zip(x, y, strict=True)]
+    same = sum(a["entity"] == b["entity"] for a, b in pairs)
     assert same >= agreement * sum(map(len, expected))
 
 
