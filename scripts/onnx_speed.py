@@ -1,6 +1,6 @@
 """The ONNX engine beside our PyTorch engine and optimum, in one run: speed, memory, start-up.
 
-    python scripts/onnx_speed.py [--limit N] [--json OUT]       # the dslim shape, random weights
+    python scripts/onnx_speed.py [--limit N] [--rounds R] [--json OUT]   # dslim shape, random
     python scripts/onnx_speed.py --agreement runs/minilm-conll  # int8/fp16 against fp32: labels, F1
 
 Rows, each in its own child process (its peak RSS and start-up its own), on the same texts
@@ -121,19 +121,25 @@ def speed(args: argparse.Namespace) -> dict:
         minibert_ner.export_onnx(model, work / row, **options)
         print(f"export {row}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
         folders[row] = work / row
-    report = {"texts": len(texts), "rows": []}
-    for row in args.rows:
-        result = run_row(row, folders[row], texts_file, args.optimum_python)
-        print(json.dumps(result), file=sys.stderr)
-        report["rows"].append(result)
-    return report
+    # Rows take turns, round after round; each row keeps its fastest round (the machine is
+    # shared: the minimum is the run least disturbed). optimum's rows run once (slow to start).
+    best: dict[str, dict] = {}
+    for round_ in range(args.rounds):
+        for row in args.rows:
+            if round_ and row.startswith("optimum"):
+                continue
+            result = run_row(row, folders[row], texts_file, args.optimum_python)
+            print(json.dumps(result), file=sys.stderr)
+            if row not in best or result.get("seconds", 1e9) < best[row].get("seconds", 1e9):
+                best[row] = result
+    return {"texts": len(texts), "rounds": args.rounds, "rows": [best[row] for row in args.rows]}
 
 
 def agreement(args: argparse.Namespace) -> dict:
     """Word labels of each form against float32's (PyTorch engine), and entity F1, on CoNLL."""
     import minibert_ner
     from minibert_ner.training.conll import read_conll
-    from minibert_ner.training.metrics import evaluate, evaluate_pipeline
+    from minibert_ner.training.metrics import evaluate
 
     sentences = read_conll(args.data)
     if args.limit:
@@ -154,7 +160,7 @@ def agreement(args: argparse.Namespace) -> dict:
     for name, (folder, options) in forms.items():
         ner = minibert_ner.pipeline(folder, **options)
         labels[name] = ner.label_words(words)
-        report[name] = {"f1": evaluate_pipeline(ner, sentences).f1}
+        report[name] = {"f1": evaluate([s.labels for s in sentences], labels[name]).f1}
     reference = labels["torch-fp32"]
     total = sum(map(len, reference))
     for name in forms:
@@ -176,6 +182,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL file (default: test)")
     p.add_argument("--limit", type=int, help="only the first N sentences")
     p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="rows to run")
+    p.add_argument("--rounds", type=int, default=1, help="turns per row; each keeps its best")
     p.add_argument("--optimum-python", default="/work/venvs/optimum/bin/python")
     p.add_argument("--agreement", type=Path, help="a trained model: agreement instead of speed")
     p.add_argument("--json", type=Path, help="also write the report here")
