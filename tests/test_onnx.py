@@ -321,3 +321,15 @@ def test_serve_takes_an_export(exported, distilbert) -> None:
         assert status == 200 and json.loads(info)["family"] == "distilbert"
         process.terminate()
         assert process.wait(30) == 0
+
+
+def test_the_runners_batching_is_packings() -> None:
+    """runner.py carries a marked copy of packing.length_groups (packing imports torch; the
+    runner must not): its constants are the same too (test_copies checks the function)."""
+    from minibert_ner import packing
+    from minibert_ner.inference import runner
+
+    assert (runner.PADDING_FRACTION, runner.PADDING_SLACK) == (
+        packing.PADDING_FRACTION,
+        packing.PADDING_SLACK,
+    )
