@@ -18,6 +18,7 @@ ones. What this module imports needs `tokenizers`, `numpy` and `onnxruntime` onl
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +238,10 @@ def load_onnx(folder: str | Path, options: PipelineOptions) -> tuple[OnnxModel, 
         raise CheckpointError(f"{folder} has no {MODEL_FILE}; export the model again")
     session_options = ort.SessionOptions()
     session_options.log_severity_level = 3  # errors only: they are raised below as one line
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        # What makes torch's (OpenMP) threads sleep between jobs rather than spin, here too:
+        # on a shared machine spinning threads take cores from other processes.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(
             str(path), session_options, providers=["CPUExecutionProvider"]
