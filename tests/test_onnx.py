@@ -117,8 +117,8 @@ def test_entities_equal_the_pytorch_pipeline(family, tmp_path, request) -> None:
 
 def test_export_folder_and_description(exported, distilbert) -> None:
     names = {p.name for p in exported.iterdir()}
-    assert names == {"model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json",
-                     "pipeline.json"}  # fmt: skip
+    assert names == {"model.onnx", "model.onnx.data", "tokenizer.json", "tokenizer_config.json",
+                     "config.json", "pipeline.json"}  # fmt: skip
     description = json.loads((exported / "pipeline.json").read_text("utf-8"))
     assert description["labels"] == DISTILBERT_NER_LABELS
     assert description["tokenizer"]["template"] == {"prefix": 1, "suffix": 1}

@@ -4,7 +4,7 @@
     ner("My name is Wolfgang and I live in Berlin")
 
 An export folder holds `model.onnx` (input_ids, attention_mask (B, T) int64 -> logits
-(B, T, num_labels)), `tokenizer.json` (the tokenizer exactly as it runs: loaded as it is, never
+(B, T, num_labels); its weights in `model.onnx.data`), `tokenizer.json` (the tokenizer exactly as it runs: loaded as it is, never
 rebuilt), `tokenizer_config.json`, `config.json` and `pipeline.json`, the description another
 runtime can follow (`describe`: labels, template, windows, the word rule; export.py writes it).
 
@@ -39,6 +39,7 @@ __all__ = [
     "INPUTS",
     "MODEL_FILE",
     "OUTPUT",
+    "WEIGHTS_FILE",
     "OnnxModel",
     "OnnxRunner",
     "describe",
@@ -49,6 +50,7 @@ __all__ = [
 FORMAT, VERSION = "minibert-ner-onnx", 1  # pipeline.json's "format" and "version"
 DESCRIPTION_FILE = "pipeline.json"
 MODEL_FILE = "model.onnx"
+WEIGHTS_FILE = "model.onnx.data"  # model.onnx's tensors (ONNX external data), beside it
 INPUTS = ("input_ids", "attention_mask")  # (B, T) int64 each; token types are all 0 inside
 OUTPUT = "logits"  # (B, T, num_labels), float32 (float16 for a --dtype float16 export)
 ORT_EXTRA = "the ONNX engine needs onnxruntime: pip install 'minibert-ner[onnx]'"
@@ -88,6 +90,7 @@ def describe(
         "model_type": config.model_type,
         "graph": {
             "file": MODEL_FILE,
+            "weights": WEIGHTS_FILE,  # its tensors, as ONNX external data
             "opset": opset,
             "inputs": {name: ["batch", "sequence"] for name in INPUTS},
             "outputs": {OUTPUT: ["batch", "sequence", config.num_labels]},
