@@ -51,6 +51,8 @@ _EXPORTS = {
     "PipelineOptions": "inference.options",
     "NERPipeline": "inference.pipeline",
     "pipeline": "inference.pipeline",
+    "ExportReport": "export.onnx_export",
+    "export_onnx": "export.onnx_export",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -74,6 +76,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
         TokenizerError,
     )
     from .gliner.api import GLiNER
+    from .export.onnx_export import ExportReport, export_onnx
     from .inference.aggregation import Entity, TokenEntity
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline

@@ -64,6 +64,10 @@ class Family:
     nested_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # config.json key paths whose value, when present, must be this one (what we implement).
     supported_only: Mapping[tuple[str, ...], Any] = field(default_factory=dict)
+    # The onnxruntime.transformers optimizer's `model_type` whose fusions (attention, LayerNorm,
+    # GELU) fit this family's exported graph (`minibert-ner export --optimize`); None: onnxruntime's
+    # generic graph optimizations only.
+    onnx_fusions: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +230,7 @@ _ROBERTA = {
     "prefix": "roberta.",
     "unused_modules": ("pooler", "lm_head"),
     "positions_from_padding": True,
+    "onnx_fusions": "bert",
 }
 
 FAMILIES: dict[str, Family] = {
@@ -242,6 +247,7 @@ FAMILIES: dict[str, Family] = {
             unused_modules=("vocab_transform", "vocab_layer_norm", "vocab_projector"),  # MLM
             tokenizer_class="DistilBertTokenizer",
             attention_output_dropout=False,
+            onnx_fusions="bert",
         ),
         Family(
             "bert",
@@ -253,6 +259,7 @@ FAMILIES: dict[str, Family] = {
             prefix="bert.",
             unused_modules=("pooler", "cls"),  # sentence pooler; MLM and NSP heads
             tokenizer_class="BertTokenizer",
+            onnx_fusions="bert",
         ),
         Family(
             "roberta",
@@ -298,6 +305,7 @@ FAMILIES: dict[str, Family] = {
                 "generator_lm_head",
             ),
             tokenizer_class="BertTokenizer",
+            onnx_fusions="bert",
         ),
         Family(  # v2, v3 and mDeBERTa-v3; DebertaV2Config() is the v2-xlarge shape
             "deberta-v2",

@@ -32,9 +32,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from tokenizers import (
     AddedToken,
     Encoding,
@@ -51,6 +50,9 @@ from .errors import InputError, TokenizerError
 from .families import FAMILIES
 from .hub import TOKENIZER_FILES, resolve_folder
 from .sentencepiece import CONTROL, SentencePieceModel, read_sentencepiece
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "AS_IS",
@@ -673,6 +675,8 @@ class Tokenizer:
         self, encodings: Sequence[Encoding], device: str | torch.device | None = None
     ) -> dict[str, torch.Tensor]:
         """Pad a batch to its longest member: `input_ids` and `attention_mask`, (B, T) int64."""
+        import torch  # here only: the ONNX engine tokenizes without torch
+
         T = max((len(e.ids) for e in encodings), default=0)
         ids = torch.full((len(encodings), T), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(encodings), T), dtype=torch.long)

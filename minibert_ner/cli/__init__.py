@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 # The subcommands, each the module cli/<name>.py, in the order --help lists them.
-SUBCOMMANDS = ("label", "batch", "evaluate", "train", "inspect", "serve")
+SUBCOMMANDS = ("label", "batch", "evaluate", "train", "inspect", "serve", "export")
 PROG = "minibert-ner"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM

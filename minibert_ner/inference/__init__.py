@@ -2,7 +2,8 @@
 
 `pipeline()` / `NERPipeline` (pipeline.py) tokenize, run the model over length-sorted batches of
 windows (windows.py: long text is never cut) and turn token labels into entities by
-`transformers`' rules (aggregation.py); compile.py and quantize.py are the optional speed options.
+`transformers`' rules (aggregation.py); compile.py and quantize.py are the optional speed options;
+onnx_engine.py runs a folder written by `minibert-ner export` with onnxruntime, without torch.
 The names below load on first use (options.py and aggregation.py need no torch).
 """
 

@@ -34,14 +34,12 @@ from typing import Any, Literal, NamedTuple, overload
 
 from tokenizers import Encoding
 
-from ..checkpoint import MODEL_CLASSES, load_model
-from ..devices import resolve_device, resolve_dtype
+from ..devices import resolve_device
 from ..errors import InputError
 from ..families import Model
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, ENTITY, RUNNER, PipelineOptions, fields_in
-from .quantize import quantize_int8
 from .runner import Output, Prediction, WindowRunner
 
 __all__ = [
@@ -101,6 +99,9 @@ OTHER_TASKS = frozenset(
     ]
 )
 NO_TOKEN_LABEL = "O"  # label_words: a word the tokenizer drops entirely (e.g. only a NUL)
+# Which code runs the model: PyTorch (model.py, deberta.py) or onnxruntime on an exported folder
+# (onnx_engine.py, no torch). None: onnxruntime for an export folder, else PyTorch.
+ENGINES = ("torch", "onnx")
 Entities = list[Entity] | list[TokenEntity]  # one text's: Entity, or TokenEntity with "none"
 
 
@@ -212,7 +213,8 @@ class NERPipeline:
         self.tokenizer = tokenizer
         self.options = options
         self.scheme = LabelScheme.from_id2label(model.id2label)
-        self.runner = WindowRunner(model, tokenizer, options)
+        # The ONNX engine's model brings its own runner (onnx_engine.OnnxRunner).
+        self.runner = getattr(model, "runner_class", WindowRunner)(model, tokenizer, options)
         # Runners with other RUNNER_OPTIONS values (by runner_key), sharing the model.
         self._runners: dict[tuple[int, tuple], WindowRunner] = {}
 
@@ -466,6 +468,7 @@ def pipeline(
     *,
     tokenizer: str | Path | Tokenizer | None = None,
     options: PipelineOptions | Mapping[str, Any] | None = None,
+    engine: str | None = None,
     **changes: Any,
 ) -> NERPipeline:
     """Load a token classifier and its tokenizer, ready to label text.
@@ -485,10 +488,16 @@ def pipeline(
         (devices.py). `torch_dtype` is `dtype`'s transformers name. An unknown name or a bad
         value is an InputError, raised before anything loads.
 
+    engine: "torch" (PyTorch: model.py, deberta.py) or "onnx" (onnxruntime on a folder written
+        by `export_onnx` / `minibert-ner export`, without torch: docs/onnx.md); None: "onnx"
+        for such a folder, else "torch".
+
     A loaded model is used as it is; with device, dtype or quantize given, a copy of it is
     converted and the caller's model stays unchanged.
     """
     model = model_of(task, model)
+    if engine not in (None, *ENGINES):
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if isinstance(options, Mapping):  # fields by name, as **changes (which win)
         options, changes = None, {**options, **changes}
     elif options is not None and not isinstance(options, PipelineOptions):
@@ -501,6 +510,28 @@ def pipeline(
             raise InputError("give dtype or torch_dtype, not both")
         changes["dtype"] = changes.pop("torch_dtype")
     options = (options or PipelineOptions()).replace(**changes)
+    from .onnx_engine import is_export, load_onnx  # torch-free
+
+    if engine == "onnx" or (engine is None and is_export(model)):
+        if not is_export(model):
+            raise InputError(
+                f"{model!r} is not an export folder (it has no pipeline.json); make one with "
+                "minibert-ner export --model M --output DIR"
+            )
+        if tokenizer is not None:
+            raise InputError("an export folder brings its own tokenizer: leave tokenizer out")
+        onnx_model, onnx_tokenizer = load_onnx(model, options)
+        return NERPipeline(onnx_model, onnx_tokenizer, options)  # type: ignore[arg-type]
+    if is_export(model):
+        raise InputError(
+            f"{model} is an ONNX export, without PyTorch weights: run it with engine='onnx' "
+            "(the default for such a folder)"
+        )
+    # The PyTorch engine: torch loads here, never on the ONNX engine's path.
+    from ..checkpoint import MODEL_CLASSES, load_model
+    from ..devices import resolve_dtype
+    from .quantize import quantize_int8
+
     dtype = resolve_dtype(options.dtype)
     if isinstance(model, MODEL_CLASSES):
         if tokenizer is None:

@@ -10,29 +10,74 @@ any lengths share one forward pass. Compiled, it runs padded instead (one graph 
 rows then at most 10% shorter than the longest. Softmax and argmax run on the whole batch tensor,
 which becomes Python lists once per batch; each text's rows are then stitched back together, one
 result per token, each token's result taken from the one window that labels it.
+
+Windows, batches and stitching are the same for every engine; one batch's forward pass
+(`_forward_batch`) is the engine's own. This class runs PyTorch models; the ONNX engine
+(onnx_engine.py) runs an exported graph with onnxruntime and numpy. torch is imported where the
+PyTorch engine runs, not with this module, so that the ONNX engine never loads it.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-import torch
 from tokenizers import Encoding
 
 from ..errors import InputError, MiniBertError
 from ..families import Model
-from ..packing import length_groups
 from ..tokenizer import Tokenizer
-from .compile import LENGTH_BUCKET, compile_model
 from .options import PipelineOptions
 from .windows import plan_windows, window_length
 
-__all__ = ["Output", "Prediction", "WindowRunner"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Output", "Prediction", "WindowRunner", "length_groups"]
 
 # What a run returns per token: the label only, its probability too, or every label's.
 Output = Literal["labels", "scores", "probs"]
+# One batch's results, one list per row: best label ids, their probabilities, every label's.
+BatchResult = tuple[list[list[int]], list[list[float]] | None, list[list[list[float]]] | None]
+# packing.py's: rows padded together are at most 10% (or 8 tokens) shorter than the longest.
+PADDING_FRACTION, PADDING_SLACK = 0.1, 8
+
+
+# Copied from minibert_ner.packing.length_groups
+def length_groups(
+    lengths: Sequence[int],
+    max_rows: int | None = None,
+    max_tokens: int | None = None,
+    *,
+    similar: bool = True,
+) -> list[list[int]]:
+    """Row indices in groups, longest rows first, each padded to its first (longest) row.
+
+    With `similar`, a group's rows are at most 10% (or 8 tokens) shorter than its longest, so
+    that a few long rows do not pad many short ones. With limits, a group also holds at most
+    `max_rows` rows and `max_tokens` padded tokens (rows x its longest; a row over that budget is
+    a group alone).
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    groups: list[list[int]] = []
+    for i in order:
+        group = groups[-1] if groups else []
+        longest = lengths[group[0]] if group else 0
+        if (
+            group
+            and (max_rows is None or len(group) < max_rows)
+            and (max_tokens is None or (len(group) + 1) * longest <= max_tokens)
+            and (
+                not similar
+                or longest - lengths[i] <= max(PADDING_SLACK, PADDING_FRACTION * longest)
+            )
+        ):
+            group.append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 class Prediction(NamedTuple):
@@ -67,7 +112,11 @@ class WindowRunner:
         self.template = tokenizer.template
         self.pad_token_id = tokenizer.pad_token_id
         self.tokenizer_max_length = tokenizer.model_max_length
-        self._forward = compile_model(model) if options.compile else model
+        self._forward = model
+        if options.compile:
+            from .compile import compile_model
+
+            self._forward = compile_model(model)
         self.window_content()  # refuse a window too small to hold a token now, not mid-run
 
     def with_options(self, options: PipelineOptions) -> WindowRunner:
@@ -131,7 +180,13 @@ class WindowRunner:
         """Compiled graphs are specialised per shape: round lengths up to a few buckets."""
         if not self.options.compile:
             return n
+        from .compile import LENGTH_BUCKET
+
         return min(-(-n // LENGTH_BUCKET) * LENGTH_BUCKET, self.window_size)
+
+    def _packs_rows(self) -> bool:
+        """Whether rows of any lengths share a batch (packed), rather than similar ones (padded)."""
+        return not self.options.compile
 
     def _run_rows(
         self, rows: list[list[int]], keep: list[tuple[int, int]], output: Output
@@ -140,53 +195,70 @@ class WindowRunner:
         results: list[Prediction] = [Prediction([], None, None)] * len(rows)
         if not rows:
             return results
-        options, pad, device = self.options, self.pad_token_id, self.model.device
+        options = self.options
         lengths = [self._padded_length(len(row)) for row in rows]
-        # Dropout off for inference (a model mid-training goes back to training after). Only
-        # when needed: eval() and train() walk every module, a third of a small model's call.
+        # Packed, rows of any lengths share a batch; padded, only similar lengths.
+        batches = length_groups(
+            lengths, options.batch_size, options.max_batch_tokens, similar=not self._packs_rows()
+        )
+        with self._inference():
+            for batch in batches:
+                found = self._forward_batch([rows[i] for i in batch], lengths[batch[0]], output)
+                labels, scores, probs = found
+                for j, i in enumerate(batch):
+                    a, b = keep[i]
+                    results[i] = Prediction(
+                        labels[j][a:b],
+                        scores[j][a:b] if scores is not None else None,
+                        probs[j][a:b] if probs is not None else None,
+                    )
+        return results
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Dropout off and no autograd while the batches run."""
+        import torch
+
+        # A model mid-training goes back to training after. Only when needed: eval() and
+        # train() walk every module, a third of a small model's call.
         was_training = self.model.training
         if was_training:
             self.model.eval()
         try:
             with torch.inference_mode():
-                # Packed, rows of any lengths share a batch; padded, only similar lengths.
-                batches = length_groups(
-                    lengths, options.batch_size, options.max_batch_tokens, similar=options.compile
-                )
-                for batch in batches:
-                    T = lengths[batch[0]]
-                    ids = [rows[i] + [pad] * (T - len(rows[i])) for i in batch]
-                    n_real = [len(rows[i]) for i in batch]
-                    if options.compile:  # a fixed batch shape per length: one graph per bucket
-                        B = min(options.batch_size, max(1, options.max_batch_tokens // T))
-                        ids += [[pad] * T] * (B - len(batch))
-                        n_real += [0] * (B - len(batch))
-                    input_ids = torch.tensor(ids, dtype=torch.long).to(device)  # (B, T)
-                    mask = None  # no padding: SDPA may pick its fastest kernel
-                    if options.compile or min(n_real) < T:
-                        mask = (torch.arange(T) < torch.tensor(n_real)[:, None]).long().to(device)
-                    logits = self._logits(input_ids, mask)  # (B, T, num_labels)
-                    if output == "labels":
-                        labels, scores, probs = logits.argmax(-1).cpu().tolist(), None, None
-                    else:
-                        # float32 softmax, as transformers (fp16/bf16 logits are cast first)
-                        p = logits.float().softmax(-1)  # (B, T, num_labels)
-                        best, label = p.max(-1)  # (B, T): first maximum on ties, like argmax
-                        labels, scores = label.cpu().tolist(), best.cpu().tolist()
-                        probs = p.cpu().tolist() if output == "probs" else None
-                    for j, i in enumerate(batch):
-                        a, b = keep[i]
-                        results[i] = Prediction(
-                            labels[j][a:b],
-                            scores[j][a:b] if scores is not None else None,
-                            probs[j][a:b] if probs is not None else None,
-                        )
+                yield
         finally:
             if was_training:
                 self.model.train()
-        return results
+
+    def _forward_batch(self, rows: list[list[int]], T: int, output: Output) -> BatchResult:
+        """One batch of rows, padded to T tokens, through the model: per row, per token, the
+        best label, its probability and (for output "probs") every label's."""
+        import torch
+
+        options, pad, device = self.options, self.pad_token_id, self.model.device
+        ids = [row + [pad] * (T - len(row)) for row in rows]
+        n_real = [len(row) for row in rows]
+        if options.compile:  # a fixed batch shape per length: one graph per bucket
+            B = min(options.batch_size, max(1, options.max_batch_tokens // T))
+            ids += [[pad] * T] * (B - len(rows))
+            n_real += [0] * (B - len(rows))
+        input_ids = torch.tensor(ids, dtype=torch.long).to(device)  # (B, T)
+        mask = None  # no padding: SDPA may pick its fastest kernel
+        if options.compile or min(n_real) < T:
+            mask = (torch.arange(T) < torch.tensor(n_real)[:, None]).long().to(device)
+        logits = self._logits(input_ids, mask)  # (B, T, num_labels)
+        if output == "labels":
+            return logits.argmax(-1).cpu().tolist(), None, None
+        # float32 softmax, as transformers (fp16/bf16 logits are cast first)
+        p = logits.float().softmax(-1)  # (B, T, num_labels)
+        best, label = p.max(-1)  # (B, T): first maximum on ties, like argmax
+        probs = p.cpu().tolist() if output == "probs" else None
+        return label.cpu().tolist(), best.cpu().tolist(), probs
 
     def _logits(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        import torch
+
         try:
             logits = self._forward(
                 input_ids, attention_mask=mask, packed=not self.options.compile
