@@ -75,8 +75,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
         ModelNotFoundError,
         TokenizerError,
     )
-    from .gliner.api import GLiNER
     from .export.onnx_export import ExportReport, export_onnx
+    from .gliner.api import GLiNER
     from .inference.aggregation import Entity, TokenEntity
     from .inference.options import PipelineOptions
     from .inference.pipeline import NERPipeline, pipeline
