@@ -68,6 +68,12 @@ class Family:
     # GELU) fit this family's exported graph (`minibert-ner export --optimize`); None: onnxruntime's
     # generic graph optimizations only.
     onnx_fusions: str | None = None
+    # Keyword arguments to the model's forward for the ONNX export's trace that make one graph
+    # exact at every row length (ModernBERT's attention otherwise picks its path by the length,
+    # which a trace freezes); the export then traces and checks on rows of at most
+    # `onnx_export.CHECK_LENGTH` tokens. None: traced on rows of the full window (DeBERTa slices
+    # its relative table by the traced length; the longest row fixes the slice that fits all).
+    onnx_trace: Mapping[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +365,7 @@ FAMILIES: dict[str, Family] = {
                 ("rope_parameters", "full_attention", "rope_type"): "default",
                 ("rope_parameters", "sliding_attention", "rope_type"): "default",
             },
+            onnx_trace={"any_length": True},  # onnxruntime's optimizer has no ModernBERT type
         ),
     )
 }

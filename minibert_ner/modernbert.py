@@ -19,7 +19,9 @@ The local blocks cost no more than global ones where it matters: a row no longer
 (+ 1) runs exactly as in a global block (every pair is within reach), and on long rows the fast
 path runs them in chunks of queries, each against only the keys within its reach
 (`local_attention_in_chunks`), so a row of T tokens costs T x (chunk + 2 x window) scores
-instead of T x T; in between, a dense band mask.
+instead of T x T; in between, a dense band mask. An ONNX export traces `forward(...,
+any_length=True)`: no branch on the row length, the dense band in every local block, so that
+one graph holds at every length.
 
 Packed batches (`packing.py`) as in the other model files: every projection runs on the real
 tokens only, and attention per group of rows of similar length, each row in a group starting at
@@ -120,18 +122,20 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 def band_bias(
-    queries: range, keys: range, window: int, keep: torch.Tensor | None, dtype: torch.dtype
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    window: int,
+    keep: torch.Tensor | None,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
-    """The additive bias of sliding-window attention for query positions `queries` against key
-    positions `keys`: 0 where |q - k| <= window and the key is real (`keep` (B, len(keys)) bool,
-    None: all real), dtype's minimum elsewhere. (1 or B, 1, len(queries), len(keys))."""
-    device = keep.device if keep is not None else None
-    q = torch.arange(queries.start, queries.stop, device=device)[:, None]  # (tq, 1)
-    k = torch.arange(keys.start, keys.stop, device=device)[None, :]  # (1, tk)
-    allowed = ((q - k).abs() <= window)[None, None]  # (1, 1, tq, tk)
+    """The additive bias of sliding-window attention for query positions `queries` (tq,)
+    against key positions `keys` (tk,): 0 where |q - k| <= window and the key is real (`keep`
+    (B, tk) bool, None: all real), dtype's minimum elsewhere. (1 or B, 1, tq, tk). Tensor ops
+    only, so a trace computes it from the traced row length."""
+    allowed = ((queries[:, None] - keys[None, :]).abs() <= window)[None, None]  # (1, 1, tq, tk)
     if keep is not None:
         allowed = allowed & keep[:, None, None, :]  # (B, 1, tq, tk)
-    zero = torch.zeros((), dtype=dtype, device=device)
+    zero = torch.zeros((), dtype=dtype, device=queries.device)
     return torch.where(allowed, zero, torch.finfo(dtype).min)
 
 
@@ -142,6 +146,7 @@ class Positions:
     rotary: dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer type -> cos, sin (T or N, 1, hs)
     keep: torch.Tensor | None  # (B, T) bool: the real keys; None: no padding
     packed: Packed | None = None  # packed rows: each row group's keep (b, t) bool or None
+    any_length: bool = False  # a trace: one attention path, exact at every row length
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +208,7 @@ class ModernBertAttention(nn.Module):
                 lambda q, k, v, keep: self.attend(q, k, v, keep)[0], q, k, v
             )
             return self.output_dropout(self.output(y)), None  # (N, H)
-        y, probs = self.attend(q, k, v, positions.keep, output_attentions)
+        y, probs = self.attend(q, k, v, positions.keep, output_attentions, positions.any_length)
         return self.output_dropout(self.output(y)), probs  # (B, T, H)
 
     def attend(
@@ -213,10 +218,12 @@ class ModernBertAttention(nn.Module):
         v: torch.Tensor,
         keep: torch.Tensor | None,
         output_attentions: bool = False,
+        any_length: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rotated q, k and v (B, T, nh*hs), `keep` (B, T) bool the real keys (None: all) ->
         the heads' outputs side by side (B, T, nh*hs), and the attention probabilities
-        (B, nh, T, T) on the readable path."""
+        (B, nh, T, T) on the readable path. any_length: for a trace, whose T is a traced value
+        (ONNX export): no branch on T, a local block always masks the band."""
         B, T, _ = q.shape
         nh, hs = self.num_heads, self.head_size
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -224,17 +231,23 @@ class ModernBertAttention(nn.Module):
         v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         dropout_p = self.dropout_p if self.training else 0.0
         fast = self.use_sdpa and not output_attentions
+        window = self.window
         # A row no longer than the window + 1 has every pair within reach: no band to mask.
-        window = self.window if self.window is not None and T > self.window + 1 else None
+        # Not in a trace (any_length): a branch on T would hold at the traced length only,
+        # and the band is exact at every length.
+        if window is not None and not any_length and T <= window + 1:
+            window = None
 
         probs = None
-        if fast and window is not None and T > self.local_chunk + 2 * window:
+        chunks = fast and window is not None and not any_length
+        if chunks and T > self.local_chunk + 2 * window:
             y = self.local_attention_in_chunks(q, k, v, keep, dropout_p)
         else:
             if window is None:  # global: only padding is hidden, (B, 1, 1, T) or None
                 bias = attention_mask_bias(keep, q.dtype)
             else:  # local: the band |q - k| <= window, and padding: (1 or B, 1, T, T)
-                bias = band_bias(range(T), range(T), window, keep, q.dtype)
+                at = torch.arange(T, device=q.device)  # (T,) positions, from a traced T too
+                bias = band_bias(at, at, window, keep, q.dtype)
             if fast:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             else:
@@ -260,13 +273,13 @@ class ModernBertAttention(nn.Module):
         T, w = q.shape[2], self.window
         assert w is not None
         y = torch.empty_like(q)
+        at = torch.arange(T, device=q.device)  # (T,) positions
         for start in range(0, T, self.local_chunk):
             end = min(T, start + self.local_chunk)
             lo, hi = max(0, start - w), min(T, end + w)  # the keys these queries reach
             bias = band_bias(  # (1 or B, 1, end-start, hi-lo)
-                range(start, end), range(lo, hi), w, None if keep is None else keep[:, lo:hi],
-                q.dtype,
-            )  # fmt: skip
+                at[start:end], at[lo:hi], w, None if keep is None else keep[:, lo:hi], q.dtype
+            )
             y[:, :, start:end] = F.scaled_dot_product_attention(
                 q[:, :, start:end], k[:, :, lo:hi], v[:, :, lo:hi], attn_mask=bias,
                 dropout_p=dropout_p,
@@ -371,11 +384,14 @@ class ModernBertTokenClassifier(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         packed: bool = False,
+        any_length: bool = False,
     ) -> ModernBertOutput:
         """Label scores for every token; the same contract as `TokenClassifier.forward`
         (token_type_ids are ignored: ModernBERT has none). The hidden states are, as in
         transformers, the embeddings output, each block's output, the last one after
-        `final_norm`."""
+        `final_norm`. any_length: for a trace (the ONNX export, `Family.onnx_trace`), padded
+        rows: no branch on the row length or the mask, so that the graph holds at every length
+        (local blocks mask their band with a dense (T, T) bias)."""
         B, T = input_ids.shape
         x = self.embeddings(input_ids)  # (B, T, H)
         packing = packing_for(attention_mask, packed, output_attentions)
@@ -388,7 +404,9 @@ class ModernBertTokenClassifier(nn.Module):
             positions = Positions(where, None, Packed(packing, per_group))
         else:
             where = self.rotary(torch.arange(T, device=x.device), x.dtype)  # (T, 1, hs) tables
-            positions = Positions(where, None if keep is None or bool(keep.all()) else keep)
+            if keep is not None and not any_length and bool(keep.all()):
+                keep = None  # no padding: no mask, SDPA's fastest kernel
+            positions = Positions(where, keep, any_length=any_length)
         unpack = packing.unpack if packing is not None else lambda t: t  # -> (B, T, ·)
         hidden_states = [unpack(x)] if output_hidden_states else None
         attentions = [] if output_attentions else None

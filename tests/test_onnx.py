@@ -25,8 +25,11 @@ from .helpers.checkpoints import BERT_NER_LABELS, DISTILBERT_NER_LABELS, make_ne
 from .helpers.cli import run_in_process
 from .helpers.data import conll_sentences
 from .helpers.deberta import train_deberta_v3_tokenizer
+from .helpers.modernbert import train_modernbert_tokenizer
 from .test_deberta_pipeline import LABELS as DEBERTA_LABELS
 from .test_deberta_pipeline import deberta_ner_checkpoint
+from .test_modernbert import LABELS as MODERNBERT_LABELS
+from .test_modernbert import modernbert_ner_checkpoint
 
 pytest.importorskip("onnxruntime", reason="pip install 'minibert-ner[onnx]'")
 onnx = pytest.importorskip("onnx", reason="pip install 'minibert-ner[onnx-export]'")
@@ -40,6 +43,8 @@ HARD_TEXTS = [
     "Emoji 😀 next to names: Anna 👩‍🔬 Smith 🇫🇷 visited Paris 🗼.",
     "Control\tchars\x00 and \x07 bell \u200b zero-width \ufeff BOM\r\nnew line in New York",
     "[CLS] [SEP] [MASK] [PAD] [UNK] <s> </s> <pad> as text, and ## ##ing markers",
+    "Peter Blackburn",  # short rows: within ModernBERT's local window below
+    "EU rejects it",
 ]
 # family -> (model type or DeBERTa style, labels, tokenizer fixture)
 FAMILIES = {
@@ -51,7 +56,12 @@ FAMILIES = {
     "electra": ("electra", BERT_NER_LABELS, "cased_tokenizer"),
     "deberta-v3": ("v3", DEBERTA_LABELS, "deberta_tokenizer"),
     "deberta-v2": ("v2", DEBERTA_LABELS, "deberta_tokenizer"),
+    "modernbert": ("modernbert", MODERNBERT_LABELS, "modernbert_tokenizer"),
 }
+# ModernBERT's local blocks see 8 tokens each side: the short texts' rows lie within that reach
+# (global attention in PyTorch), CoNLL's beyond (a band mask), the long text's unwindowed row
+# beyond 256 + 2 x 8 tokens (local attention in chunks of queries); the graph has one path.
+MODERNBERT_LOCAL_ATTENTION = 16
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +69,20 @@ def deberta_tokenizer(tmp_path_factory, conll_dir) -> Path:
     return train_deberta_v3_tokenizer(tmp_path_factory.mktemp("onnx_deberta_tokenizer"))
 
 
+@pytest.fixture(scope="module")
+def modernbert_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    return train_modernbert_tokenizer(tmp_path_factory.mktemp("onnx_modernbert_tokenizer"))
+
+
 def make_checkpoint(family: str, folder: Path, request) -> Path:
     kind, labels, tokenizer_fixture = FAMILIES[family]
     tokenizer = request.getfixturevalue(tokenizer_fixture)
     if family.startswith("deberta"):
         return deberta_ner_checkpoint(folder, tokenizer, kind)
+    if family == "modernbert":
+        return modernbert_ner_checkpoint(
+            folder, tokenizer, local_attention=MODERNBERT_LOCAL_ATTENTION
+        )
     return make_ner_checkpoint(folder, kind, tokenizer_from=tokenizer, labels=labels)
 
 
@@ -109,6 +128,11 @@ def test_entities_equal_the_pytorch_pipeline(family, tmp_path, request) -> None:
         windows = {"aggregation_strategy": strategy, "max_length": 64, "stride": 16}
         got = onnx_ner([long_text], **windows)
         compared += assert_same_entities(got, torch_ner([long_text], **windows))
+        if family == "modernbert":  # its window (8192 tokens) holds the long text in one row
+            got = onnx_ner([long_text], aggregation_strategy=strategy)
+            compared += assert_same_entities(
+                got, torch_ner([long_text], aggregation_strategy=strategy)
+            )
     words = [s for s in conll_sentences("test", limit=20)]
     assert onnx_ner.label_words(words) == torch_ner.label_words(words)
     print(f"\n{family}: {compared} entities equal")

@@ -13,7 +13,10 @@ How: torch's TorchScript exporter (`dynamo=False`, dynamic axes), which exports 
 about a second and gives the graph onnxruntime's transformer fusions know; the dynamo exporter
 takes ~30 s for a small model and fails on DeBERTa's attention reshape. The model is traced on
 rows of its full window: DeBERTa slices its relative table by the trace's length, so the longest
-row the pipeline runs fixes the slice that fits every row. Options: float16 weights
+row the pipeline runs fixes the slice that fits every row. A family whose forward takes options
+that make the graph hold at every length (`Family.onnx_trace`: ModernBERT, whose attention
+otherwise branches on the length) is traced with them, on short rows, and checked on longer ones
+too. Options: float16 weights
 (`dtype`), onnxruntime's dynamic int8 quantization of the encoder's weight matmuls (`quantize`,
 the classifier stays in float as in quantize.py), and onnxruntime's transformer fusions
 (`optimize`, where the family registers them: `Family.onnx_fusions`).
@@ -60,6 +63,11 @@ __all__ = ["DTYPES", "OPSET", "TOLERANCE", "ExportReport", "export_onnx"]
 OPSET = 17  # LayerNormalization is one op from 17 on; onnxruntime >= 1.14 runs it
 DTYPES = ("float32", "float16")
 TOLERANCE = 1e-4  # float32: onnxruntime's logits against ours, at most this far apart
+# A family whose graph holds at every length (`Family.onnx_trace`) is traced on rows of
+# TRACE_LENGTH tokens and checked on rows of up to CHECK_LENGTH, longer and shorter than the
+# traced ones, rather than of its full window: ModernBERT's 8192 tokens would cost (T, T)
+# scores per head.
+TRACE_LENGTH, CHECK_LENGTH = 64, 512
 STAGING = (
     ".minibert-ner-export.tmp"  # inside the output folder: the same disk, so moves are renames
 )
@@ -81,14 +89,16 @@ class ExportReport:
 
 
 class Logits(nn.Module):
-    """The graph's signature: (input_ids, attention_mask) -> logits."""
+    """The graph's signature: (input_ids, attention_mask) -> logits; the family's
+    `onnx_trace` options passed to the model's forward."""
 
     def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
+        self.options = dict(model.config.family.onnx_trace or {})
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids, attention_mask=attention_mask).logits  # (B, T, L)
+        return self.model(input_ids, attention_mask=attention_mask, **self.options).logits
 
 
 def export_onnx(
@@ -136,6 +146,9 @@ def export_onnx(
         tokenizer = Tokenizer.from_pretrained(tokenizer, revision=revision, token=token)
     config = model.config
     window = window_length(config.max_positions, tokenizer.model_max_length)
+    trace_length = check_length = window  # the longest sample row of the trace, the check
+    if config.family.onnx_trace is not None:
+        trace_length, check_length = min(window, TRACE_LENGTH), min(window, CHECK_LENGTH)
 
     out.mkdir(parents=True, exist_ok=True)
     stage = out / STAGING
@@ -145,14 +158,14 @@ def export_onnx(
         # eval: the exporter restores the wrapper's mode, which must then be eval too
         reference = Logits(model).eval()
         graph = Logits(copy.deepcopy(model).half()).eval() if dtype == "float16" else reference
-        trace(graph, stage / MODEL_FILE, window, tokenizer.pad_token_id, opset)
+        trace(graph, stage / MODEL_FILE, trace_length, tokenizer.pad_token_id, opset)
         if optimize and config.family.onnx_fusions:
             fuse(stage / MODEL_FILE, config.family.onnx_fusions, config, dtype)
         if quantize:
             quantize_int8(stage / MODEL_FILE)
         externalize(stage / MODEL_FILE)
         session = ort.InferenceSession(str(stage / MODEL_FILE), providers=["CPUExecutionProvider"])
-        checked = verify(reference, session, window, tokenizer.pad_token_id, dtype, quantize)
+        checked = verify(reference, session, check_length, tokenizer.pad_token_id, dtype, quantize)
         tokenizer.save(stage)
         config.save(stage)
         description = describe(
@@ -201,9 +214,10 @@ def padded(lengths: list[int], vocab_size: int, pad: int, seed: int) -> tuple[to
     return ids.masked_fill(mask == 0, pad), mask
 
 
-def trace(graph: Logits, path: Path, window: int, pad: int, opset: int) -> None:
-    """torch's TorchScript exporter, on a padded batch of a full window and half of one."""
-    example = padded([window, max(1, window // 2)], graph.model.config.vocab_size, pad, seed=0)
+def trace(graph: Logits, path: Path, longest: int, pad: int, opset: int) -> None:
+    """torch's TorchScript exporter, on a padded batch of rows of `longest` tokens (the full
+    window, or `TRACE_LENGTH`) and half that."""
+    example = padded([longest, max(1, longest // 2)], graph.model.config.vocab_size, pad, seed=0)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
@@ -272,17 +286,19 @@ def quantize_int8(path: Path) -> None:
 
 
 def verify(
-    graph: Logits, session: Any, window: int, pad: int, dtype: str, quantize: str | None
+    graph: Logits, session: Any, longest: int, pad: int, dtype: str, quantize: str | None
 ) -> dict[str, Any]:
-    """onnxruntime's logits against the model's (float32) on padded sample batches: rows of a
-    full window, half one and a few tokens; short rows of equal length; one row of one token."""
+    """onnxruntime's logits against the model's own forward (float32, without the trace's
+    options: the paths the PyTorch engine runs) on padded sample batches: a row of `longest`
+    tokens (the full window, or `CHECK_LENGTH`), half one and a few tokens; short rows of equal
+    length; one row of one token."""
     vocab = graph.model.config.vocab_size
-    batches = [[window, max(1, window // 2), min(window, 5)], [min(window, 9)] * 2, [1]]
+    batches = [[longest, max(1, longest // 2), min(longest, 5)], [min(longest, 9)] * 2, [1]]
     worst, agree, tokens = 0.0, 0, 0
     for seed, lengths in enumerate(batches, start=1):
         ids, mask = padded(lengths, vocab, pad, seed)
         with torch.inference_mode():
-            ours = graph(ids, mask).float()  # (B, T, L)
+            ours = graph.model(ids, attention_mask=mask).logits.float()  # (B, T, L)
         (theirs,) = session.run(
             [OUTPUT], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
         )

@@ -106,6 +106,9 @@ def describe(
             "unk_token_id": tokenizer.unk_token_id,
             "subword_prefix": prefix,
             "model_max_length": tokenizer.model_max_length,
+            # pre-split words: each after the first encoded with a space before it, as it
+            # stands in its text (ModernBERT's byte-level tokens carry the space)
+            "spaced_words": tokenizer.spaced_words,
         },
         "windows": {
             "length": window,  # tokens per row, special tokens included
@@ -262,6 +265,7 @@ def load_onnx(folder: str | Path, options: PipelineOptions) -> tuple[OnnxModel, 
         read_backend(folder / "tokenizer.json"),
         model_max_length=description["tokenizer"].get("model_max_length"),
         config=read_json(folder / "tokenizer_config.json"),
+        spaced_words=bool(description["tokenizer"].get("spaced_words", False)),
     )
     return OnnxModel(session, config, description), tokenizer
 
