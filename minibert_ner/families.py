@@ -70,9 +70,9 @@ class Family:
     onnx_fusions: str | None = None
     # Keyword arguments to the model's forward for the ONNX export's trace that make one graph
     # exact at every row length (ModernBERT's attention otherwise picks its path by the length,
-    # which a trace freezes); the export then traces and checks on rows of at most
-    # `onnx_export.CHECK_LENGTH` tokens. None: traced on rows of the full window (DeBERTa slices
-    # its relative table by the traced length; the longest row fixes the slice that fits all).
+    # which a trace freezes); the export then traces on short rows (`onnx_export.TRACE_LENGTH`)
+    # and checks on rows up to `CHECK_LENGTH`. None: traced and checked on rows of the full
+    # window (DeBERTa slices its relative table by the traced length: the longest row fixes it).
     onnx_trace: Mapping[str, Any] | None = None
 
 

@@ -156,8 +156,8 @@ def export_onnx(
     stage.mkdir()
     try:
         # eval: the exporter restores the wrapper's mode, which must then be eval too
-        reference = Logits(model).eval()
-        graph = Logits(copy.deepcopy(model).half()).eval() if dtype == "float16" else reference
+        model.eval()
+        graph = Logits(copy.deepcopy(model).half() if dtype == "float16" else model).eval()
         trace(graph, stage / MODEL_FILE, trace_length, tokenizer.pad_token_id, opset)
         if optimize and config.family.onnx_fusions:
             fuse(stage / MODEL_FILE, config.family.onnx_fusions, config, dtype)
@@ -165,7 +165,7 @@ def export_onnx(
             quantize_int8(stage / MODEL_FILE)
         externalize(stage / MODEL_FILE)
         session = ort.InferenceSession(str(stage / MODEL_FILE), providers=["CPUExecutionProvider"])
-        checked = verify(reference, session, check_length, tokenizer.pad_token_id, dtype, quantize)
+        checked = verify(model, session, check_length, tokenizer.pad_token_id, dtype, quantize)
         tokenizer.save(stage)
         config.save(stage)
         description = describe(
@@ -286,19 +286,19 @@ def quantize_int8(path: Path) -> None:
 
 
 def verify(
-    graph: Logits, session: Any, longest: int, pad: int, dtype: str, quantize: str | None
+    model: Model, session: Any, longest: int, pad: int, dtype: str, quantize: str | None
 ) -> dict[str, Any]:
     """onnxruntime's logits against the model's own forward (float32, without the trace's
     options: the paths the PyTorch engine runs) on padded sample batches: a row of `longest`
     tokens (the full window, or `CHECK_LENGTH`), half one and a few tokens; short rows of equal
     length; one row of one token."""
-    vocab = graph.model.config.vocab_size
+    vocab = model.config.vocab_size
     batches = [[longest, max(1, longest // 2), min(longest, 5)], [min(longest, 9)] * 2, [1]]
     worst, agree, tokens = 0.0, 0, 0
     for seed, lengths in enumerate(batches, start=1):
         ids, mask = padded(lengths, vocab, pad, seed)
         with torch.inference_mode():
-            ours = graph.model(ids, attention_mask=mask).logits.float()  # (B, T, L)
+            ours = model(ids, attention_mask=mask).logits.float()  # (B, T, L)
         (theirs,) = session.run(
             [OUTPUT], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
         )
