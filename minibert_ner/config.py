@@ -28,6 +28,7 @@ __all__ = [
     "FAMILIES",
     "FIELD_NAMES",
     "Family",
+    "MATMUL_DTYPES",
     "SUPPORTED_MODEL_TYPES",
     "ModelConfig",
 ]
@@ -61,6 +62,8 @@ DTYPE_NAMES: dict[str, str] = {
     "float16": "float16", "fp16": "float16", "half": "float16",
     "float64": "float64", "double": "float64",
 }  # fmt: skip
+# The dtypes a model's linear layers may run in while the rest stays in the model's (matmul_dtype).
+MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -99,6 +102,12 @@ class ModelConfig:
     conv_act: str = "tanh"  # its activation
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
+    # How the model runs, not what it is (never read from or written to config.json): the dtype
+    # of the encoder's linear layers, whose weights are stored in it and whose inputs are cast to
+    # it; everything else (embeddings, the residual stream, LayerNorm, attention's softmax, the
+    # head) stays in the model's dtype. None: the model's dtype everywhere. "bfloat16" with a
+    # float32 model is the pipeline's dtype="bfloat16-mixed" (inference/precision.py).
+    matmul_dtype: str | None = None
 
     def __post_init__(self) -> None:
         for name in POSITIVE_FIELDS:
@@ -166,6 +175,11 @@ class ModelConfig:
             raise ConfigError(
                 f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
                 f"token ({self.model_type} numbers positions from {self.position_offset})"
+            )
+        if self.matmul_dtype is not None and self.matmul_dtype not in MATMUL_DTYPES:
+            raise ConfigError(
+                f"matmul_dtype must be one of {', '.join(MATMUL_DTYPES)} or None, "
+                f"got {self.matmul_dtype!r}"
             )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
