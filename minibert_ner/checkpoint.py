@@ -131,12 +131,16 @@ def read_safetensors(
             raise CheckpointError(f"weight file {file} is missing (listed in the shard index)")
         try:
             with safe_open(str(file), framework="pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    if names_only:
-                        tensors[key] = None
-                    else:
-                        tensor = f.get_tensor(key)
-                        tensors[key] = convert(key, tensor) if convert else tensor
+                keys = list(f.keys())
+                if convert is None:
+                    for key in keys:
+                        tensors[key] = None if names_only else f.get_tensor(key)
+            # Converted, each tensor is read through a mapping of its own, unmapped once the
+            # converted copy is made: the file's pages of a tensor the model does not keep
+            # leave memory with it (one mapping for all would keep every page read resident).
+            for key in keys if convert is not None else ():
+                with safe_open(str(file), framework="pt") as f:
+                    tensors[key] = convert(key, f.get_tensor(key))
         except Exception as e:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(
                 f"{file} is not a readable safetensors file (truncated or corrupt?): {e}"
