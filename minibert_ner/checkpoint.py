@@ -149,12 +149,13 @@ def read_safetensors(
 
 
 def stored_dtypes(model: Model, dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """Our parameter name -> the dtype it is stored (and runs) in: the encoder's linear layers'
-    in `config.matmul_dtype` when set (mixed precision), every other one in `dtype`."""
+    """Our parameter name -> the dtype it is stored (and runs) in: the blocks' linear layers' in
+    `config.matmul_dtype` when set (mixed precision), every other one in `dtype` (embeddings and
+    their projection, LayerNorm, the head)."""
     matmul = matmul_dtype(model.config) or dtype
     out = {}
     for module_name, module in model.named_modules():
-        linear = isinstance(module, nn.Linear) and module_name != "classifier"
+        linear = isinstance(module, nn.Linear) and module_name.startswith("layers.")
         for name, _ in module.named_parameters(prefix=module_name, recurse=False):
             out[name] = matmul if linear else dtype
     return out

@@ -103,7 +103,7 @@ class ModelConfig:
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
     # How the model runs, not what it is (never read from or written to config.json): the dtype
-    # of the encoder's linear layers, whose weights are stored in it and whose inputs are cast to
+    # of the blocks' linear layers, whose weights are stored in it and whose inputs are cast to
     # it; everything else (embeddings, the residual stream, LayerNorm, attention's softmax, the
     # head) stays in the model's dtype. None: the model's dtype everywhere. "bfloat16" with a
     # float32 model is the pipeline's dtype="bfloat16-mixed" (inference/precision.py).

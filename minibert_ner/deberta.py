@@ -58,8 +58,8 @@ __all__ = [
 
 # Copied from minibert_ner.model.matmul_dtype
 def matmul_dtype(config: ModelConfig) -> torch.dtype | None:
-    """The dtype the encoder's linear layers run in (`config.matmul_dtype`); None: their input's.
-    Every linear layer but the head holds its weights in it (checkpoint.py converts them)."""
+    """The dtype the blocks' linear layers run in (`config.matmul_dtype`); None: their input's.
+    They hold their weights in it (checkpoint.stored_dtypes)."""
     return getattr(torch, config.matmul_dtype) if config.matmul_dtype else None
 
 
@@ -185,7 +185,6 @@ class DebertaEmbeddings(nn.Module):
         self.embed_proj = nn.Linear(E, H, bias=False) if E != H else None
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
-        self.matmul_dtype = matmul_dtype(config)
 
     def forward(
         self,
@@ -207,7 +206,7 @@ class DebertaEmbeddings(nn.Module):
                 token_type_ids = torch.zeros_like(input_ids)
             x = x + self.token_type_embeddings(token_type_ids)
         if self.embed_proj is not None:
-            x = self.embed_proj(cast(x, self.matmul_dtype)).to(x.dtype)  # (B, T, E) -> (B, T, H)
+            x = self.embed_proj(x)  # (B, T, E) -> (B, T, H)
         x = self.LayerNorm(x)
         if attention_mask is not None:
             x = x * attention_mask[:, :, None].to(x.dtype)  # padded rows -> 0

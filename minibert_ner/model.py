@@ -17,10 +17,11 @@ has neither; the RoBERTa family numbers positions from pad_token_id + 1 (`config
 ELECTRA's embeddings may be narrower than the blocks (`config.embedding_size`). Checkpoint key
 names are mapped onto these modules by the families' key tables (`families.py`).
 
-Mixed precision (`config.matmul_dtype`, e.g. bfloat16 in a float32 model): the linear layers'
-weights are stored in that dtype and their inputs cast to it, their outputs cast back, so that
-only the matmuls run in it; embeddings, the residual sums, LayerNorm, attention's softmax and the
-head stay in the model's dtype (`matmul_dtype` / `cast` below: the whole of it).
+Mixed precision (`config.matmul_dtype`, e.g. bfloat16 in a float32 model): the blocks' linear
+layers hold their weights in that dtype and cast their inputs to it and their outputs back, so
+that only those matmuls run in it; the embeddings (ELECTRA's projection included: rounding there
+reaches every later layer), the residual sums, LayerNorm, attention's softmax and the head stay
+in the model's dtype (`matmul_dtype` / `cast` below: the whole of it).
 
 `forward(..., packed=True)` runs the same layers on a batch's real tokens only (`packing.py`):
 x is then (N, H), every Linear and LayerNorm sees N rows, and attention runs per group of rows
@@ -73,8 +74,8 @@ def embedding(num: int, dim: int, padding_idx: int | None = None) -> nn.Embeddin
 
 
 def matmul_dtype(config: ModelConfig) -> torch.dtype | None:
-    """The dtype the encoder's linear layers run in (`config.matmul_dtype`); None: their input's.
-    Every linear layer but the head holds its weights in it (checkpoint.py converts them)."""
+    """The dtype the blocks' linear layers run in (`config.matmul_dtype`); None: their input's.
+    They hold their weights in it (checkpoint.stored_dtypes)."""
     return getattr(torch, config.matmul_dtype) if config.matmul_dtype else None
 
 
@@ -114,7 +115,6 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout)
         # ELECTRA: embeddings narrower than the residual stream are projected up to it.
         self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
-        self.matmul_dtype = matmul_dtype(config)
 
     def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> position ids, (T,) or (B, T).
@@ -146,9 +146,7 @@ class Embeddings(nn.Module):
             x = x + self.token_type_embeddings(token_type_ids)
         x = x + self.position_embeddings(self.position_ids(input_ids))  # (T or B,T, E) broadcast
         x = self.dropout(self.LayerNorm(x))  # (B, T, E)
-        if self.project is None:
-            return x
-        return self.project(cast(x, self.matmul_dtype)).to(x.dtype)  # (B, T, H)
+        return self.project(x) if self.project is not None else x  # (B, T, H)
 
 
 class SelfAttention(nn.Module):
