@@ -264,8 +264,9 @@ def load_model(
     matmul = resolve_dtype(matmul_dtype)
     if matmul not in (None, torch_dtype):
         config = dataclasses.replace(config, matmul_dtype=str(matmul).removeprefix("torch."))
-    with torch.device("meta"):
-        targets = stored_dtypes(build_model(config), torch_dtype)
+    with torch.device("meta"):  # the labels (a base model has none) change no tensor's dtype
+        shapes = build_model(dataclasses.replace(config, id2label={0: "O"}))
+    targets = stored_dtypes(shapes, torch_dtype)
     modules, prefix = module_map(config), PREFIXES[config.model_type]
 
     def convert(key: str, tensor: torch.Tensor) -> torch.Tensor:

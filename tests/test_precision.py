@@ -260,3 +260,11 @@ def test_server_info_says_what_auto_picked(ner_model_dir) -> None:
     assert info["options"]["dtype"] == "auto"
     assert info["precision"] == {"mode": ner.precision.mode.name, "reason": ner.precision.reason}
     assert info["precision"]["reason"].startswith("auto: ")
+
+
+def test_train_takes_torch_dtypes_only(tiny_base, conll_dir, tmp_path, capsys) -> None:
+    valid = str(conll_dir / "valid.txt")
+    args = ["train", "--model", str(tiny_base), "--train", valid, "--valid", valid,
+            "--output", str(tmp_path / "out"), "--dtype", "auto"]  # fmt: skip
+    code, _, err = run_in_process(args, capsys)
+    assert code == 2 and "train --dtype auto is for labelling" in err and "Traceback" not in err
