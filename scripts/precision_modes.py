@@ -1,7 +1,7 @@
 """Precision modes against float32: answers, CoNLL F1, speed and peak memory, in one run.
 
     python scripts/precision_modes.py --model runs/minilm-conll       # the fine-tuned MiniLM
-    python scripts/precision_modes.py --shape dslim --no-answers      # speed on the dslim shape
+    python scripts/precision_modes.py --shape dslim --parts speed,memory   # the dslim shape
     python scripts/precision_modes.py --families                      # every family's fixture
     python scripts/precision_modes.py --model runs/minilm-conll --study int8   # which layer
 
@@ -150,8 +150,17 @@ def child_memory(folder: str, mode: str, data: Path, limit: int | None) -> None:
     ner = load(folder, mode)
     load_s = time.perf_counter() - t0
     ner(texts)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"peak_mb": peak, "load_s": load_s}))
+    print(json.dumps({"peak_mb": peak_rss_mb(), "load_s": load_s}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec (ru_maxrss
+    keeps the parent's peak at the fork, so a child of a large parent would report that)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+    except (OSError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def family_fixtures(folder: Path) -> dict[str, Path]:
@@ -230,8 +239,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="first N sentences only")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--no-answers", action="store_true", help="speed and memory only")
-    p.add_argument("--no-speed", action="store_true", help="answers only")
+    p.add_argument("--parts", default="answers,speed,memory", help="what to measure")
     p.add_argument("--families", action="store_true", help="every family's fixture, answers")
     p.add_argument("--study", metavar="MODE", help="which layers cost MODE its answers")
     p.add_argument("--json", type=Path, help="write the results here")
@@ -268,14 +276,17 @@ def main() -> None:
             report["families"][family] = rows
             table(f"{family} (random fixture)", rows, ANSWER_COLUMNS)
     else:
-        if not args.no_answers:
+        parts = args.parts.split(",")
+        if "answers" in parts:
             report["answers"] = answers(folder, modes, args.data, args.limit)
             table("answers against float32", report["answers"], ANSWER_COLUMNS)
-        if not args.no_speed:
-            texts = read_texts(args.data, args.limit)
-            report["speed"] = speed(folder, modes, texts, args.rounds)
+        if "memory" in parts:  # first: the children are measured before this process grows
             report["memory"] = memory(folder, modes, args.data, args.limit)
-            rows = {m: report["speed"][m] | report["memory"][m] for m in modes}
+        if "speed" in parts:
+            report["speed"] = speed(folder, modes, read_texts(args.data, args.limit), args.rounds)
+        if "speed" in parts or "memory" in parts:
+            rows = {m: report.get("speed", {}).get(m, {}) | report.get("memory", {}).get(m, {})
+                    for m in modes}  # fmt: skip
             table("speed (alternating, one process) and peak memory (a process each)", rows,
                   [("seconds", "seconds", ".2f"), ("x float32", "speed", ".2f"),
                    ("peak MB", "peak_mb", ".0f"), ("load s", "load_s", ".2f")])  # fmt: skip
