@@ -150,23 +150,28 @@ def read_safetensors(
 
 def stored_dtypes(model: Model, dtype: torch.dtype) -> dict[str, torch.dtype]:
     """Our parameter name -> the dtype it is stored (and runs) in: the blocks' linear layers' in
-    `config.matmul_dtype` when set (mixed precision), every other one in `dtype` (embeddings and
-    their projection, LayerNorm, the head)."""
+    `config.matmul_dtype` when set (mixed precision; from block `config.matmul_from_block` on),
+    every other one in `dtype` (embeddings and their projection, LayerNorm, the head)."""
     matmul = matmul_dtype(model.config) or dtype
+    first = model.config.matmul_from_block
     out = {}
     for module_name, module in model.named_modules():
-        linear = isinstance(module, nn.Linear) and module_name.startswith("layers.")
+        block = module_name.split(".")[1] if module_name.startswith("layers.") else None
+        linear = isinstance(module, nn.Linear) and block is not None and int(block) >= first
         for name, _ in module.named_parameters(prefix=module_name, recurse=False):
             out[name] = matmul if linear else dtype
     return out
 
 
-def convert_model(model: Model, dtype: torch.dtype, matmul: torch.dtype | None = None) -> Model:
-    """A model of `model`'s class with its parameters in `dtype`, and its encoder's linear layers
-    in `matmul` (mixed precision; None: `dtype`), converted tensor by tensor. The result may
-    share unconverted tensors with `model`: give it a copy to keep the original apart."""
+def convert_model(
+    model: Model, dtype: torch.dtype, matmul: torch.dtype | None = None, from_block: int = 0
+) -> Model:
+    """A model of `model`'s class with its parameters in `dtype`, and its blocks' linear layers
+    from block `from_block` on in `matmul` (mixed precision; None: `dtype`), converted tensor by
+    tensor. The result may share unconverted tensors with `model`: give it a copy to keep the
+    original apart."""
     name = str(matmul).removeprefix("torch.") if matmul not in (None, dtype) else None
-    config = dataclasses.replace(model.config, matmul_dtype=name)
+    config = dataclasses.replace(model.config, matmul_dtype=name, matmul_from_block=from_block)
     with torch.device("meta"):
         converted = build_model(config)
     targets = stored_dtypes(converted, dtype)
@@ -242,6 +247,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     matmul_dtype: torch.dtype | str | None = None,
+    matmul_from_block: int = 0,
     num_labels: int | None = None,
     id2label: dict[int, str] | None = None,
 ) -> Model:
@@ -251,8 +257,9 @@ def load_model(
     gets a fresh, randomly initialised head for fine-tuning; so does a classifier checkpoint whose
     labels differ from the ones given. Every tensor is checked; the model is returned in eval mode,
     on `device` (None: the CPU; devices.py says what None means for each entry) in `dtype`
-    (None: float32), with the encoder's linear layers in `matmul_dtype` when given (mixed
-    precision: `ModelConfig.matmul_dtype`). Each tensor is converted as it is read.
+    (None: float32), with the blocks' linear layers from `matmul_from_block` on in
+    `matmul_dtype` when given (mixed precision: `ModelConfig.matmul_dtype`). Each tensor is
+    converted as it is read.
     """
     folder = resolve_folder(name_or_path, revision=revision, token=token, files=WEIGHT_FILES)
     if not (folder / "config.json").is_file():
@@ -263,7 +270,8 @@ def load_model(
     torch_dtype = resolve_dtype(dtype) or torch.float32
     matmul = resolve_dtype(matmul_dtype)
     if matmul not in (None, torch_dtype):
-        config = dataclasses.replace(config, matmul_dtype=str(matmul).removeprefix("torch."))
+        name = str(matmul).removeprefix("torch.")
+        config = dataclasses.replace(config, matmul_dtype=name, matmul_from_block=matmul_from_block)
     with torch.device("meta"):  # the labels (a base model has none) change no tensor's dtype
         shapes = build_model(dataclasses.replace(config, id2label={0: "O"}))
     targets = stored_dtypes(shapes, torch_dtype)

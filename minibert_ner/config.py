@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,9 @@ class ModelConfig:
     # head) stays in the model's dtype. None: the model's dtype everywhere. "bfloat16" with a
     # float32 model is the pipeline's dtype="bfloat16-mixed" (inference/precision.py).
     matmul_dtype: str | None = None
+    # The first block whose linear layers run in matmul_dtype: those before it keep the model's
+    # dtype, since what the first blocks round off reaches every later one (docs/benchmarks.md).
+    matmul_from_block: int = 0
 
     def __post_init__(self) -> None:
         for name in POSITIVE_FIELDS:
@@ -176,6 +179,10 @@ class ModelConfig:
                 f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
                 f"token ({self.model_type} numbers positions from {self.position_offset})"
             )
+        if not isinstance(self.matmul_from_block, int) or self.matmul_from_block < 0:
+            raise ConfigError(
+                f"matmul_from_block must be a block index >= 0, got {self.matmul_from_block!r}"
+            )
         if self.matmul_dtype is not None and self.matmul_dtype not in MATMUL_DTYPES:
             raise ConfigError(
                 f"matmul_dtype must be one of {', '.join(MATMUL_DTYPES)} or None, "
@@ -186,6 +193,13 @@ class ModelConfig:
             raise ConfigError(
                 f"id2label must number labels 0..n-1, got ids {sorted(self.id2label)}"
             )
+
+    def for_block(self, index: int) -> ModelConfig:
+        """The config block `index` is built with: without matmul_dtype before
+        matmul_from_block (that block's matmuls then run in the model's dtype)."""
+        if self.matmul_dtype is None or index >= self.matmul_from_block:
+            return self
+        return replace(self, matmul_dtype=None)
 
     @property
     def family(self) -> Family:

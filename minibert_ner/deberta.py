@@ -421,7 +421,9 @@ class DebertaTokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = DebertaEmbeddings(config)
-        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            self.block_type(config.for_block(i)) for i in range(config.num_layers)
+        )
         # One relative-embedding table for all blocks: rows 0..2*span-1 hold distances -span..span-1.
         self.rel_embeddings = (
             embedding(2 * config.relative_span, config.hidden_size)

@@ -278,7 +278,9 @@ class TokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            self.block_type(config.for_block(i)) for i in range(config.num_layers)
+        )
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 

@@ -7,7 +7,9 @@
 
 The modes (minibert_ner/inference/precision.py): float32, bfloat16, bfloat16-mixed, int8
 (torchao), and int8-ao: torch.ao's dynamic quantization (the x86/fbgemm engine's VNNI kernels;
-deprecated in torch 2.13, measured here only, not a pipeline option).
+deprecated in torch 2.13, measured here only, not a pipeline option). `bfloat16-mixed:N` is the
+mixed mode with bfloat16 matmuls from block N on (the pipeline's mode starts where
+precision.MODES says).
 
 - answers: each mode labels the CoNLL test sentences (words joined by spaces). `identical` is the
   share of sentences whose entities (type, start, end) equal float32's; `entity F1` scores the
@@ -51,6 +53,15 @@ def load(folder: str, mode: str, only: list[str] | None = None):
     """The pipeline for `mode`; `only`: an int8 mode on these linear layers only (--study)."""
     import minibert_ner
 
+    if only is None and mode.startswith("bfloat16-mixed:"):  # from block N on, not the default
+        import torch
+
+        from minibert_ner.checkpoint import convert_model
+
+        ner = minibert_ner.pipeline(folder, device="cpu")
+        first = int(mode.partition(":")[2])
+        model = convert_model(ner.model, torch.float32, torch.bfloat16, first)
+        return minibert_ner.NERPipeline(model, ner.tokenizer, ner.options)
     if only is None and mode in ("float32", "bfloat16", "bfloat16-mixed"):
         return minibert_ner.pipeline(folder, dtype=mode, device="cpu")
     if only is None and mode == "int8":

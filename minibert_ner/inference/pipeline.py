@@ -521,7 +521,7 @@ def pipeline(
             model = copy.deepcopy(model)  # converted below; the caller's stays as it was
             model.to(device=device)
             if matmul is not None:
-                model = convert_model(model, dtype, matmul)  # type: ignore[arg-type]
+                model = convert_model(model, dtype, matmul, mode.matmul_from_block)  # type: ignore[arg-type]
             elif options.dtype is not None:
                 model.to(dtype=dtype)
     else:
@@ -534,6 +534,7 @@ def pipeline(
             device=device,
             dtype=dtype,
             matmul_dtype=matmul,
+            matmul_from_block=mode.matmul_from_block,
         )
     if not isinstance(tokenizer, Tokenizer):
         tokenizer = Tokenizer.from_pretrained(

@@ -4,8 +4,9 @@ A mode is how the model's numbers are stored and computed (`MODES`):
 
     float32          every operation in float32: the reference
     bfloat16         weights and activations in bfloat16
-    bfloat16-mixed   the encoder's matmuls in bfloat16 (`ModelConfig.matmul_dtype`); embeddings,
-                     LayerNorm, attention's softmax, the residual sums and the head in float32
+    bfloat16-mixed   the blocks' matmuls in bfloat16 (`ModelConfig.matmul_dtype`), but the
+                     first block's; embeddings, LayerNorm, attention's softmax, the residual sums
+                     and the head in float32
     int8             the encoder's linear layers int8 (torchao, dynamic activations: quantize.py)
 
 `dtype="auto"` picks, from the modes this CPU runs at speed (`cpu_features`: detected, not
@@ -46,7 +47,8 @@ class Mode:
 
     name: str
     dtype: str  # the model's dtype: embeddings, LayerNorm, residual stream, head
-    matmul_dtype: str | None = None  # the encoder's linear layers', where it differs
+    matmul_dtype: str | None = None  # the blocks' linear layers', where it differs
+    matmul_from_block: int = 0  # the first block whose linear layers run in matmul_dtype
     quantize: str | None = None  # the encoder's linear layers quantized (quantize.py)
     fast_with: frozenset[str] = frozenset()  # CPU features of which one makes it fast; none: any
 
@@ -58,7 +60,7 @@ MODES = {
     for m in (
         Mode("float32", "float32"),
         Mode("bfloat16", "bfloat16", fast_with=BF16_UNITS),
-        Mode("bfloat16-mixed", "float32", matmul_dtype="bfloat16", fast_with=BF16_UNITS),
+        Mode("bfloat16-mixed", "float32", "bfloat16", matmul_from_block=1, fast_with=BF16_UNITS),
         Mode("int8", "float32", quantize="int8", fast_with=INT8_UNITS),
     )
 }
