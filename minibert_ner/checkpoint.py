@@ -153,7 +153,7 @@ def stored_dtypes(model: Model, dtype: torch.dtype) -> dict[str, torch.dtype]:
     `config.matmul_dtype` when set (mixed precision; from block `config.matmul_from_block` on),
     every other one in `dtype` (embeddings and their projection, LayerNorm, the head)."""
     matmul = matmul_dtype(model.config) or dtype
-    first = model.config.matmul_from_block
+    first = model.config.first_matmul_block
     out = {}
     for module_name, module in model.named_modules():
         block = module_name.split(".")[1] if module_name.startswith("layers.") else None

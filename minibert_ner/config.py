@@ -108,8 +108,9 @@ class ModelConfig:
     # head) stays in the model's dtype. None: the model's dtype everywhere. "bfloat16" with a
     # float32 model is the pipeline's dtype="bfloat16-mixed" (inference/precision.py).
     matmul_dtype: str | None = None
-    # The first block whose linear layers run in matmul_dtype: those before it keep the model's
-    # dtype, since what the first blocks round off reaches every later one (docs/benchmarks.md).
+    # The first block whose linear layers run in matmul_dtype, at most the middle one
+    # (`first_matmul_block`): those before it keep the model's dtype, since what the first
+    # blocks round off reaches every later one (docs/benchmarks.md).
     matmul_from_block: int = 0
 
     def __post_init__(self) -> None:
@@ -197,9 +198,15 @@ class ModelConfig:
     def for_block(self, index: int) -> ModelConfig:
         """The config block `index` is built with: without matmul_dtype before
         matmul_from_block (that block's matmuls then run in the model's dtype)."""
-        if self.matmul_dtype is None or index >= self.matmul_from_block:
+        if self.matmul_dtype is None or index >= self.first_matmul_block:
             return self
         return replace(self, matmul_dtype=None)
+
+    @property
+    def first_matmul_block(self) -> int:
+        """The first block in matmul_dtype: matmul_from_block, but never past the middle block
+        (a small model keeps its first half in the model's dtype, not all of it)."""
+        return min(self.matmul_from_block, self.num_layers // 2)
 
     @property
     def family(self) -> Family:
