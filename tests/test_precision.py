@@ -187,7 +187,6 @@ def test_converted_tensors_are_read_one_at_a_time(ner_model_dir) -> None:
     originals: list[weakref.ref] = []
 
     def convert(key: str, tensor: torch.Tensor) -> torch.Tensor:
-        gc.collect()
         alive_at_read.append(sum(ref() is not None for ref in originals))
         originals.append(weakref.ref(tensor))
         return tensor.to(torch.bfloat16)

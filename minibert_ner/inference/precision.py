@@ -136,7 +136,7 @@ def choose(
     m = figures[name]
     return Choice(
         MODES[name],
-        f"auto: {speed:.1f}x float32, {m.identical:.2%} of sentences' entities identical, "
+        f"auto: {speed:.2f}x float32, {m.identical:.2%} of sentences' entities identical, "
         f"F1 {m.f1_delta:+.2f} points",
     )
 
