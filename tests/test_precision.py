@@ -41,11 +41,9 @@ SLICE = 100  # CoNLL test sentences each mode labels
 # The share of the slice's sentences whose entities must equal float32's, per mode. The random
 # fixtures' heads are calibrated to sit on the fence between labels (about half the tokens "O"),
 # so that any rounding shows: a trained model's margins are wider (docs/benchmarks.md).
+# (scripts/precision_modes.py --families --limit 300: mixed 99-100%, bfloat16 79-95%, int8
+# 85-100%, docs/benchmarks.md.) The fixtures have 2 blocks: mixed runs the second in bfloat16.
 RATES = {"bfloat16-mixed": 0.95, "bfloat16": 0.75, "int8": 0.8}
-# DeBERTa-v2's fixture draws its relative table and biases large (helpers/deberta.py), and its
-# position projections round in bfloat16 too: mixed keeps 93% there (scripts/precision_modes.py
-# --families, 300 sentences).
-LOWER = {("deberta-v2", "bfloat16-mixed"): 0.9}
 FAMILY_TOKENIZERS = {  # family -> the conftest fixture of its tokenizer
     "distilbert": "minilm",
     "bert": "minilm",
@@ -97,7 +95,7 @@ def test_each_mode_agrees_with_float32(family_model) -> None:
         identical[mode] = sum(a == b for a, b in zip(reference, got, strict=True)) / SLICE
     print(f"\n{family}: sentences whose entities equal float32's: {identical}")
     for mode, rate in modes.items():
-        assert identical[mode] >= LOWER.get((family, mode), rate), (mode, identical)
+        assert identical[mode] >= rate, (mode, identical)
     # Keeping LayerNorm, softmax and the residual stream in float32 is what buys the agreement.
     assert identical["bfloat16-mixed"] > identical["bfloat16"]
 
