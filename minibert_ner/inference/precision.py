@@ -26,7 +26,9 @@ from pathlib import Path
 
 __all__ = [
     "AUTO",
+    "BF16_UNITS",
     "FIGURES",
+    "INT8_UNITS",
     "MODES",
     "TRUSTED",
     "Choice",
@@ -117,7 +119,7 @@ def choose(
 ) -> Choice:
     """The fastest mode that is fast on a CPU with `features` (`cpu_features()`), among
     `available`, whose `figures` meet `trusted`; float32 when none qualifies."""
-    features = frozenset(features)
+    features, available = frozenset(features), tuple(available)
     candidates = []
     for name in available:
         mode, measured = MODES[name], figures.get(name)
@@ -127,7 +129,7 @@ def choose(
             candidates.append((measured.speed, name))
     if not candidates:
         reasons = ", ".join(
-            f"{name} {'too imprecise' if MODES[name].fast_with & features else 'not fast here'}"
+            f"{name} {'not trusted' if MODES[name].fast_with & features else 'not fast here'}"
             for name in figures
             if name in available
         )
