@@ -91,11 +91,12 @@ class Trusted:
 TRUSTED = Trusted()
 # Measured on an AVX512 CPU with AVX512-BF16 and VNNI (2 cores, shared), torch 2.13, by
 # scripts/precision_modes.py: answers on the fine-tuned MiniLM (`--model runs/minilm-conll
-# --parts answers`), speed on the dslim shape (`--parts speed`); docs/benchmarks.md has the runs.
+# --parts answers`), speed on the dslim shape (`--parts speed`, the median of three runs);
+# docs/benchmarks.md has the runs.
 FIGURES: dict[str, Figures] = {
     "bfloat16": Figures(speed=1.80, identical=0.9957, f1_delta=+0.06),
-    "bfloat16-mixed": Figures(speed=1.25, identical=0.9983, f1_delta=-0.02),
-    "int8": Figures(speed=1.73, identical=0.9664, f1_delta=-0.09),
+    "bfloat16-mixed": Figures(speed=1.31, identical=0.9983, f1_delta=-0.02),
+    "int8": Figures(speed=1.66, identical=0.9664, f1_delta=-0.09),
 }
 
 
