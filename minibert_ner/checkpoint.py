@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ from .errors import CheckpointError
 from .families import FAMILIES, Model
 from .files import AtomicFile
 from .hub import WEIGHT_FILES, resolve_folder
-from .model import TokenClassifier
+from .model import TokenClassifier, matmul_dtype
 from .modernbert import ModernBertTokenClassifier
 
 __all__ = [
@@ -43,10 +44,12 @@ __all__ = [
     "Model",
     "PREFIXES",
     "build_model",
+    "convert_model",
     "load_model",
     "read_safetensors",
     "resolve_dtype",
     "save_model",
+    "stored_dtypes",
 ]
 
 # The model classes; a family names the one that runs it (`Family.model_class`).
@@ -98,9 +101,15 @@ def our_key(checkpoint_key: str, modules: dict[str, str], prefix: str) -> str | 
     return f"{modules[module]}.{param}" if module in modules else None
 
 
-def read_safetensors(folder: Path, names_only: bool = False) -> dict[str, torch.Tensor | None]:
+def read_safetensors(
+    folder: Path,
+    names_only: bool = False,
+    convert: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor | None]:
     """All tensors of `model.safetensors`, or of the shards that `model.safetensors.index.json`
-    lists; names_only: their names, each mapped to None (nothing is read)."""
+    lists; names_only: their names, each mapped to None (nothing is read). convert(key, tensor):
+    applied to each tensor as it is read, so that a model loaded in a smaller dtype never holds
+    the file's copy of more than one tensor."""
     index = folder / "model.safetensors.index.json"
     if (folder / "model.safetensors").is_file():
         files = [folder / "model.safetensors"]
@@ -125,13 +134,56 @@ def read_safetensors(folder: Path, names_only: bool = False) -> dict[str, torch.
             raise CheckpointError(f"weight file {file} is missing (listed in the shard index)")
         try:
             with safe_open(str(file), framework="pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    tensors[key] = None if names_only else f.get_tensor(key)
+                keys = list(f.keys())
+                if convert is None:
+                    for key in keys:
+                        tensors[key] = None if names_only else f.get_tensor(key)
+            # Converted, each tensor is read through a mapping of its own, unmapped once the
+            # converted copy is made: the file's pages of a tensor the model does not keep
+            # leave memory with it (one mapping for all would keep every page read resident).
+            for key in keys if convert is not None else ():
+                with safe_open(str(file), framework="pt") as f:
+                    tensors[key] = convert(key, f.get_tensor(key))
         except Exception as e:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(
                 f"{file} is not a readable safetensors file (truncated or corrupt?): {e}"
             ) from e
     return tensors
+
+
+def stored_dtypes(model: Model, dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """Our parameter name -> the dtype it is stored (and runs) in: the blocks' linear layers' in
+    `config.matmul_dtype` when set (mixed precision; from block `config.matmul_from_block` on),
+    every other one in `dtype` (embeddings and their projection, LayerNorm, the head)."""
+    matmul = matmul_dtype(model.config) or dtype
+    first = model.config.first_matmul_block
+    out = {}
+    for module_name, module in model.named_modules():
+        block = module_name.split(".")[1] if module_name.startswith("layers.") else None
+        linear = isinstance(module, nn.Linear) and block is not None and int(block) >= first
+        for name, _ in module.named_parameters(prefix=module_name, recurse=False):
+            out[name] = matmul if linear else dtype
+    return out
+
+
+def convert_model(
+    model: Model, dtype: torch.dtype, matmul: torch.dtype | None = None, from_block: int = 0
+) -> Model:
+    """A model of `model`'s class with its parameters in `dtype`, and its blocks' linear layers
+    from block `from_block` on in `matmul` (mixed precision; None: `dtype`), converted tensor by
+    tensor. The result may share unconverted tensors with `model`: give it a copy to keep the
+    original apart."""
+    name = str(matmul).removeprefix("torch.") if matmul not in (None, dtype) else None
+    config = dataclasses.replace(model.config, matmul_dtype=name, matmul_from_block=from_block)
+    with torch.device("meta"):
+        converted = build_model(config)
+    targets = stored_dtypes(converted, dtype)
+    state = model.state_dict()
+    for key in list(state):
+        if key in targets:
+            state[key] = state[key].to(targets[key])
+    converted.load_state_dict(state, assign=True)
+    return converted.train(model.training)
 
 
 def _fresh_head(config: ModelConfig) -> nn.Linear:
@@ -207,6 +259,8 @@ def load_model(
     token: str | bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
+    matmul_dtype: torch.dtype | str | None = None,
+    matmul_from_block: int = 0,
     num_labels: int | None = None,
     id2label: dict[int, str] | None = None,
 ) -> Model:
@@ -216,7 +270,9 @@ def load_model(
     gets a fresh, randomly initialised head for fine-tuning; so does a classifier checkpoint whose
     labels differ from the ones given. Every tensor is checked; the model is returned in eval mode,
     on `device` (None: the CPU; devices.py says what None means for each entry) in `dtype`
-    (None: float32).
+    (None: float32), with the blocks' linear layers from `matmul_from_block` on in
+    `matmul_dtype` when given (mixed precision: `ModelConfig.matmul_dtype`). Each tensor is
+    converted as it is read.
     """
     folder = resolve_folder(name_or_path, revision=revision, token=token, files=WEIGHT_FILES)
     if not (folder / "config.json").is_file():
@@ -228,7 +284,23 @@ def load_model(
             )
         raise CheckpointError(f"{folder} has no config.json; is it a model folder?")
     config = ModelConfig.from_json_file(folder / "config.json")
-    tensors = read_safetensors(folder)
+    # One dtype for the whole model, float32 unless asked (checkpoints may store fp16); the
+    # encoder's linear layers in matmul_dtype when it differs.
+    torch_dtype = resolve_dtype(dtype) or torch.float32
+    matmul = resolve_dtype(matmul_dtype)
+    if matmul not in (None, torch_dtype):
+        name = str(matmul).removeprefix("torch.")
+        config = dataclasses.replace(config, matmul_dtype=name, matmul_from_block=matmul_from_block)
+    with torch.device("meta"):  # the labels (a base model has none) change no tensor's dtype
+        shapes = build_model(dataclasses.replace(config, id2label={0: "O"}))
+    targets = stored_dtypes(shapes, torch_dtype)
+    modules, prefix = module_map(config), PREFIXES[config.model_type]
+
+    def convert(key: str, tensor: torch.Tensor) -> torch.Tensor:
+        ours = our_key(key, modules, prefix)
+        return tensor.to(targets.get(ours, torch_dtype)) if tensor.is_floating_point() else tensor
+
+    tensors = read_safetensors(folder, convert=convert)
 
     head_keys = [k for k in tensors if k.startswith("classifier.")]
     if "classifier.weight" in tensors and not config.id2label:
@@ -269,16 +341,14 @@ def load_model(
         expected = {k: v for k, v in expected.items() if not k.startswith(f"{part}.")}
     state = state_dict_from_checkpoint(tensors, config, expected)
     model.load_state_dict(state, strict=False, assign=True)
+    del tensors, state  # the model holds every tensor now
     if fresh_head:
-        model.classifier = _fresh_head(config)
+        model.classifier = _fresh_head(config).to(torch_dtype)
     for part in fresh_parts:
         module = model.get_submodule(part).to_empty(device="cpu")
         model.init_weights(module)
-
-    torch_dtype = resolve_dtype(dtype)
-    # One dtype for the whole model; float32 unless asked (checkpoints may store fp16).
-    model.to(device=device or "cpu", dtype=torch_dtype or torch.float32)
-    return model.eval()
+        module.to(torch_dtype)
+    return model.to(device=device or "cpu").eval()
 
 
 def save_model(model: Model, folder: str | Path) -> None:

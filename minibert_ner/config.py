@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "FAMILIES",
     "FIELD_NAMES",
     "Family",
+    "MATMUL_DTYPES",
     "SUPPORTED_MODEL_TYPES",
     "ModelConfig",
 ]
@@ -64,6 +65,8 @@ DTYPE_NAMES: dict[str, str] = {
     "float16": "float16", "fp16": "float16", "half": "float16",
     "float64": "float64", "double": "float64",
 }  # fmt: skip
+# The dtypes a model's linear layers may run in while the rest stays in the model's (matmul_dtype).
+MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -117,6 +120,16 @@ class ModelConfig:
     local_rope_theta: float = 10_000.0  # rotary base of the local blocks
     id2label: dict[int, str] = field(default_factory=dict)  # label order of the classifier rows
     extra: dict[str, Any] = field(default_factory=dict)  # unknown config.json keys, kept for saving
+    # How the model runs, not what it is (never read from or written to config.json): the dtype
+    # of the blocks' linear layers, whose weights are stored in it and whose inputs are cast to
+    # it; everything else (embeddings, the residual stream, LayerNorm, attention's softmax, the
+    # head) stays in the model's dtype. None: the model's dtype everywhere. "bfloat16" with a
+    # float32 model is the pipeline's dtype="bfloat16-mixed" (inference/precision.py).
+    matmul_dtype: str | None = None
+    # The first block whose linear layers run in matmul_dtype, at most the middle one
+    # (`first_matmul_block`): those before it keep the model's dtype, since what the first
+    # blocks round off reaches every later one (docs/benchmarks.md).
+    matmul_from_block: int = 0
 
     def __post_init__(self) -> None:
         for name in POSITIVE_FIELDS:
@@ -191,6 +204,15 @@ class ModelConfig:
                 f"max_position_embeddings {self.max_position_embeddings} leaves no position for a "
                 f"token ({self.model_type} numbers positions from {self.position_offset})"
             )
+        if not isinstance(self.matmul_from_block, int) or self.matmul_from_block < 0:
+            raise ConfigError(
+                f"matmul_from_block must be a block index >= 0, got {self.matmul_from_block!r}"
+            )
+        if self.matmul_dtype is not None and self.matmul_dtype not in MATMUL_DTYPES:
+            raise ConfigError(
+                f"matmul_dtype must be one of {', '.join(MATMUL_DTYPES)} or None, "
+                f"got {self.matmul_dtype!r}"
+            )
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ConfigError(
@@ -221,6 +243,19 @@ class ModelConfig:
                 f"layer_types must name {GLOBAL!r} or {LOCAL!r} for each of the "
                 f"{self.num_layers} layers, got {list(self.layer_types)}"
             )
+
+    def for_block(self, index: int) -> ModelConfig:
+        """The config block `index` is built with: without matmul_dtype before
+        matmul_from_block (that block's matmuls then run in the model's dtype)."""
+        if self.matmul_dtype is None or index >= self.first_matmul_block:
+            return self
+        return replace(self, matmul_dtype=None)
+
+    @property
+    def first_matmul_block(self) -> int:
+        """The first block in matmul_dtype: matmul_from_block, but never past the middle block
+        (a small model keeps its first half in the model's dtype, not all of it)."""
+        return min(self.matmul_from_block, self.num_layers // 2)
 
     @property
     def family(self) -> Family:

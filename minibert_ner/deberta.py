@@ -26,7 +26,7 @@ public surface (forward, config, id2label, device, dtype, layers, classifier, dr
 `families.Model`, as `model.TokenClassifier`'s, so the pipeline, training and the study kit run
 either. Checkpoint key names are mapped onto these modules by the family's key table
 (`families.py`). What this file shares with `model.py` (the feed-forward, the helpers, the output,
-the properties and init_weights) is a copy, so that each file reads alone: each is marked
+the properties and init_weights, the mixed-precision helpers) is a copy, so that each file reads alone: each is marked
 `# Copied from minibert_ner.model.NAME`, and tests/test_copies.py keeps it equal to its original.
 """
 
@@ -54,6 +54,19 @@ __all__ = [
     "position_to_content",
     "relative_positions",
 ]
+
+
+# Copied from minibert_ner.model.matmul_dtype
+def matmul_dtype(config: ModelConfig) -> torch.dtype | None:
+    """The dtype the blocks' linear layers run in (`config.matmul_dtype`); None: their input's.
+    They hold their weights in it (checkpoint.stored_dtypes)."""
+    return getattr(torch, config.matmul_dtype) if config.matmul_dtype else None
+
+
+# Copied from minibert_ner.model.cast
+def cast(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """x in `dtype`, or as it is (None): a linear layer's input, in mixed precision."""
+    return x if dtype is None else x.to(dtype)
 
 
 # Copied from minibert_ner.model.make_activation
@@ -230,6 +243,11 @@ class DisentangledAttention(nn.Module):
         self.pos_dropout = nn.Dropout(config.hidden_dropout)
         self.dropout_p = config.attention_dropout
         self.use_sdpa = True  # set False to always run the readable path
+        self.matmul_dtype = matmul_dtype(config)
+
+    def project(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """layer(x), its matmul in the matmuls' dtype (mixed precision), the result in x's."""
+        return layer(cast(x, self.matmul_dtype)).to(x.dtype)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         """(..., T, nh*hs) -> (..., nh, T, hs)."""
@@ -245,10 +263,14 @@ class DisentangledAttention(nn.Module):
         table = self.pos_dropout(positions.table)  # (R, H)
         terms = {}
         if self.c2p:
-            pos_k = self.heads(self.key(table) if self.share_att_key else self.pos_key(table))
+            pos_k = self.heads(
+                self.project(self.key if self.share_att_key else self.pos_key, table)
+            )
             terms["c2p"] = content_to_position(q, pos_k, positions.c2p_index) / self.scale
         if self.p2c:
-            pos_q = self.heads(self.query(table) if self.share_att_key else self.pos_query(table))
+            pos_q = self.heads(
+                self.project(self.query if self.share_att_key else self.pos_query, table)
+            )
             terms["p2c"] = position_to_content(k, pos_q, positions.p2c_index) / self.scale
         return terms
 
@@ -256,7 +278,7 @@ class DisentangledAttention(nn.Module):
         """Every term of the attention scores for x (B, T, H), by name ("c2c", "c2p", "p2c"),
         each (B, nh, T, T) and scaled: their sum, masked, is what the softmax sees. For study
         (the study kit's position share); forward does not call it."""
-        q, k = self.heads(self.query(x)), self.heads(self.key(x))  # (B, nh, T, hs) each
+        q, k = self.heads(self.project(self.query, x)), self.heads(self.project(self.key, x))
         return {
             "c2c": q @ (k.transpose(-1, -2) / self.scale),
             **self.position_terms(q, k, positions),
@@ -270,12 +292,13 @@ class DisentangledAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, H) with its RelativePositions, or packed real tokens (N, H) with a
         Packed holding each row group's RelativePositions (attention then runs per group)."""
-        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
+        # The projections in the matmuls' dtype, attention (its softmax) in x's.
+        q, k, v = (self.project(p, x) for p in (self.query, self.key, self.value))  # (B, T, H)
         if isinstance(positions, Packed):
             y = positions.attend(lambda q, k, v, group: self.attend(q, k, v, group)[0], q, k, v)
-            return self.output(y), None  # (N, H)
+            return self.project(self.output, y), None  # (N, H)
         y, probs = self.attend(q, k, v, positions, output_attentions)
-        return self.output(y), probs  # (B, T, H)
+        return self.project(self.output, y), probs  # (B, T, H)
 
     def attend(
         self,
@@ -325,9 +348,12 @@ class FeedForward(nn.Module):
         self.act = make_activation(config.activation)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.matmul_dtype = matmul_dtype(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.output(self.act(self.intermediate(x))))
+        # Both matmuls and the activation between them in the matmuls' dtype; the result in x's.
+        h = self.act(self.intermediate(cast(x, self.matmul_dtype)))  # (·, intermediate)
+        return self.dropout(self.output(h).to(x.dtype))
 
 
 class DebertaBlock(nn.Module):
@@ -395,7 +421,9 @@ class DebertaTokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = DebertaEmbeddings(config)
-        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            self.block_type(config.for_block(i)) for i in range(config.num_layers)
+        )
         # One relative-embedding table for all blocks: rows 0..2*span-1 hold distances -span..span-1.
         self.rel_embeddings = (
             embedding(2 * config.relative_span, config.hidden_size)

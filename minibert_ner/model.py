@@ -17,6 +17,12 @@ has neither; the RoBERTa family numbers positions from pad_token_id + 1 (`config
 ELECTRA's embeddings may be narrower than the blocks (`config.embedding_size`). Checkpoint key
 names are mapped onto these modules by the families' key tables (`families.py`).
 
+Mixed precision (`config.matmul_dtype`, e.g. bfloat16 in a float32 model): the blocks' linear
+layers hold their weights in that dtype and cast their inputs to it and their outputs back, so
+that only those matmuls run in it; the embeddings (ELECTRA's projection included: rounding there
+reaches every later layer), the residual sums, LayerNorm, attention's softmax and the head stay
+in the model's dtype (`matmul_dtype` / `cast` below: the whole of it).
+
 `forward(..., packed=True)` runs the same layers on a batch's real tokens only (`packing.py`):
 x is then (N, H), every Linear and LayerNorm sees N rows, and attention runs per group of rows
 of similar length. The pipeline uses it for batches of mixed lengths.
@@ -42,7 +48,9 @@ __all__ = [
     "TokenClassifier",
     "TokenClassifierOutput",
     "attention_mask_bias",
+    "cast",
     "make_activation",
+    "matmul_dtype",
 ]
 
 
@@ -63,6 +71,17 @@ def embedding(num: int, dim: int, padding_idx: int | None = None) -> nn.Embeddin
             if padding_idx is not None:
                 weight[padding_idx].zero_()
     return nn.Embedding(num, dim, padding_idx=padding_idx, _weight=weight)
+
+
+def matmul_dtype(config: ModelConfig) -> torch.dtype | None:
+    """The dtype the blocks' linear layers run in (`config.matmul_dtype`); None: their input's.
+    They hold their weights in it (checkpoint.stored_dtypes)."""
+    return getattr(torch, config.matmul_dtype) if config.matmul_dtype else None
+
+
+def cast(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """x in `dtype`, or as it is (None): a linear layer's input, in mixed precision."""
+    return x if dtype is None else x.to(dtype)
 
 
 @dataclass
@@ -148,6 +167,7 @@ class SelfAttention(nn.Module):
         self.output = nn.Linear(H, H)
         self.dropout_p = config.attention_dropout
         self.use_sdpa = True  # set False to always run the readable path
+        self.matmul_dtype = matmul_dtype(config)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | Packed | None, output_attentions: bool = False
@@ -155,12 +175,14 @@ class SelfAttention(nn.Module):
         """x: (B, T, H) with `mask` the additive bias (B, 1, 1, T) or None; or packed real
         tokens (N, H) with `mask` their Packed (attention then runs per group of rows, each
         with its own mask bias)."""
-        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, H) or (N, H)
+        h = cast(x, self.matmul_dtype)
+        # The projections in the matmuls' dtype, attention (its softmax) in x's.
+        q, k, v = (p(h).to(x.dtype) for p in (self.query, self.key, self.value))  # (B, T, H)/(N, H)
         if isinstance(mask, Packed):
             y = mask.attend(lambda q, k, v, bias: self.attend(q, k, v, bias)[0], q, k, v)
-            return self.output(y), None  # (N, H)
+            return self.output(cast(y, self.matmul_dtype)).to(x.dtype), None  # (N, H)
         y, probs = self.attend(q, k, v, mask, output_attentions)
-        return self.output(y), probs  # (B, T, H)
+        return self.output(cast(y, self.matmul_dtype)).to(x.dtype), probs  # (B, T, H)
 
     def attend(
         self,
@@ -201,9 +223,12 @@ class FeedForward(nn.Module):
         self.act = make_activation(config.activation)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.matmul_dtype = matmul_dtype(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.output(self.act(self.intermediate(x))))
+        # Both matmuls and the activation between them in the matmuls' dtype; the result in x's.
+        h = self.act(self.intermediate(cast(x, self.matmul_dtype)))  # (·, intermediate)
+        return self.dropout(self.output(h).to(x.dtype))
 
 
 class Block(nn.Module):
@@ -253,7 +278,9 @@ class TokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(self.block_type(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            self.block_type(config.for_block(i)) for i in range(config.num_layers)
+        )
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 

@@ -21,6 +21,7 @@ from .options import (
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    add_verbose_argument,
     gliner_settings,
     int_at_least,
     pipeline_options,
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(model)
     add_gliner_arguments(parser)
     add_pipeline_arguments(parser)  # a section per option group
+    add_verbose_argument(parser)
     engine = parser.add_argument_group(
         "engine", "with --engine ray, --device cuda gives each actor one GPU"
     )
@@ -84,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..batch.job import run_batch
 
+    options = pipeline_options(args)
+    if args.verbose:  # what this machine picks (each Ray node resolves "auto" for its own CPU)
+        from ..devices import resolve_device
+        from ..inference.precision import resolve
+
+        device = resolve_device(options.device).type
+        print(f"minibert-ner: precision {resolve(options.dtype, options.quantize, device)}",
+              file=sys.stderr)  # fmt: skip
     summary = run_batch(
         args.input,
         args.output,
@@ -97,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_actor=args.cpus_per_actor,
         connect_timeout=args.connect_timeout,
         log=sys.stderr,
-        options=pipeline_options(args),
+        options=options,
         gliner=gliner_settings(args),
     )
     print(summary.describe())

@@ -35,6 +35,7 @@ from .options import (
     add_model_argument,
     add_output_argument,
     add_pipeline_arguments,
+    add_verbose_argument,
     gliner_pipeline,
     pipeline_options,
 )
@@ -84,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     add_gliner_arguments(parser)
     add_pipeline_arguments(parser)
+    add_verbose_argument(parser)
 
 
 @dataclass
@@ -228,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
             if args.labels is not None
             else pipeline(args.model, options=options)
         )
+        if args.verbose:
+            print(f"minibert-ner: precision {ner.precision}", file=sys.stderr)
         # Standard output is read as it grows: a JSON array waits there until it is whole.
         writer = WRITERS[fmt](stream, live=args.output is None)
         # A bar for files and streams, never for texts given as arguments.

@@ -53,6 +53,7 @@ __all__ = [
     "add_pipeline_arguments",
     "gliner_pipeline",
     "gliner_settings",
+    "add_verbose_argument",
     "int_at_least",
     "label_list",
     "pipeline_options",
@@ -138,7 +139,14 @@ PIPELINE_FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
             "help": "tokens per window, special tokens included (default: the model's positions)",
         },
     ),  # fmt: skip
-    "dtype": (("--dtype",), {"choices": DTYPES, "help": "weights' dtype (default: float32)"}),
+    "dtype": (
+        ("--dtype",),
+        {
+            "choices": DTYPES,
+            "help": "weights' dtype; bfloat16-mixed: bfloat16 matmuls, the rest float32; auto: "
+            "the fastest mode this CPU can trust (docs/benchmarks.md) (default: float32)",
+        },
+    ),  # fmt: skip
     "quantize": (
         ("--quantize",),
         {
@@ -224,6 +232,16 @@ def add_format_argument(parser: Parser, choices: tuple[str, ...], default: str) 
         choices=choices,
         default=default if default in choices else None,
         help=f"output format ({lines}; default: {default})",
+    )
+
+
+def add_verbose_argument(parser: Parser) -> None:
+    """-v/--verbose: say on stderr which precision mode the model runs in, and why."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say on stderr which precision mode runs (what --dtype auto picked, and why)",
     )
 
 

@@ -50,9 +50,11 @@ __all__ = [
 
 DEFAULT_MODEL = "dslim/distilbert-NER"
 
-DType = Literal["float32", "bfloat16", "float16"]
+# torch's dtypes, the mixed mode and "auto" (precision.py: what each runs, and what auto picks).
+DType = Literal["float32", "bfloat16", "float16", "bfloat16-mixed", "auto"]
 Quantization = Literal["int8"]  # see quantize.py
 DTYPES: tuple[DType, ...] = get_args(DType)
+MODE_ALIASES = {"bf16-mixed": "bfloat16-mixed"}  # shorthands, as DTYPE_NAMES has for torch's
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 
 # The groups: every field is in exactly one.
@@ -98,7 +100,9 @@ class PipelineOptions:
     word_grouping: WordGrouping = option("transformers", ENTITY)
     stride: int = option(128, RUNNER, REQUEST)  # tokens neighbouring windows share, at least
     max_length: int | None = option(None, RUNNER)  # tokens per window; None: the model's
-    dtype: DType | None = option(None, LOADING, WEIGHTS)  # the weights' dtype; None: float32
+    # the weights' dtype, bf16 matmuls in a float32 model, or the fastest trusted mode on this
+    # CPU (precision.py); None: float32
+    dtype: DType | None = option(None, LOADING, WEIGHTS)
     quantize: Quantization | None = option(None, LOADING)  # int8 linear layers (quantize.py)
     revision: str | None = option(None, LOADING, WEIGHTS)  # a hub model's branch, tag or commit
     # --- how it runs: the same output, sooner
@@ -142,14 +146,22 @@ class PipelineOptions:
         dtype = self.dtype
         if dtype is not None:
             name = str(dtype).removeprefix("torch.")
-            if name not in DTYPE_NAMES:
-                raise InputError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-            if DTYPE_NAMES[name] not in DTYPES:
-                raise InputError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPES)}")
-            dtype = DTYPE_NAMES[name]
+            name = DTYPE_NAMES.get(name, MODE_ALIASES.get(name, name))
+            if name not in DTYPES:
+                known = name in DTYPE_NAMES.values()
+                raise InputError(
+                    f"{'unsupported' if known else 'unknown'} dtype {dtype!r}; use one of "
+                    f"{', '.join(DTYPES)}"
+                )
+            dtype = name
         if self.quantize is not None and self.quantize not in QUANTIZATIONS:
             raise InputError(
                 f"unknown quantize={self.quantize!r}; use None or one of {', '.join(QUANTIZATIONS)}"
+            )
+        if self.quantize is not None and dtype in ("auto", "bfloat16-mixed"):
+            raise InputError(
+                f"dtype={dtype!r} and quantize={self.quantize!r} do not go together: "
+                f"{'auto picks the quantization too' if dtype == 'auto' else 'choose one'}"
             )
         if not isinstance(self.compile, bool):
             raise InputError(f"compile must be True or False, got {self.compile!r}")

@@ -40,6 +40,7 @@ from ..families import Model
 from ..tokenizer import Tokenizer
 from .aggregation import Entity, LabelScheme, TokenEntity, aggregate, gather_tokens
 from .options import DEFAULT_MODEL, ENTITY, RUNNER, PipelineOptions, fields_in
+from .precision import Choice, describe, resolve
 from .runner import Output, Prediction, WindowRunner
 
 __all__ = [
@@ -191,7 +192,8 @@ class NERPipeline:
     Build one with `minibert_ner.pipeline(...)`, or around objects already loaded:
     `NERPipeline(model, tokenizer, stride=64)`. Of the options it uses the entity and runner
     groups, and compile (the other loading ones, device, dtype, quantize, revision, token, are
-    `pipeline()`'s).
+    `pipeline()`'s). `precision` says which mode the model runs in and why (`pipeline()` passes
+    its choice, precision.py; by default it is read from the model's dtypes).
     """
 
     def __init__(
@@ -199,6 +201,8 @@ class NERPipeline:
         model: Model,
         tokenizer: Tokenizer,
         options: PipelineOptions | None = None,
+        *,
+        precision: Choice | None = None,
         **changes: Any,
     ) -> None:
         options = (options or PipelineOptions()).replace(**changes)
@@ -212,6 +216,12 @@ class NERPipeline:
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
+        if precision is None:
+            dtype = str(model.dtype).removeprefix("torch.")
+            matmul = model.config.matmul_dtype
+            mode = describe(dtype if matmul is None else "bfloat16-mixed")
+            precision = Choice(mode, "the model's own dtypes")
+        self.precision = precision
         self.scheme = LabelScheme.from_id2label(model.id2label)
         # The ONNX engine's model brings its own runner (onnx_engine.OnnxRunner).
         self.runner = getattr(model, "runner_class", WindowRunner)(model, tokenizer, options)
@@ -223,7 +233,7 @@ class NERPipeline:
         return (
             f"NERPipeline({c.model_type}, {c.num_layers} layers x {c.hidden_size}, "
             f"labels={list(self.scheme.names)}, aggregation_strategy={o.aggregation_strategy!r}, "
-            f"device={self.model.device}, dtype={self.model.dtype}, window={self.window_size}, "
+            f"device={self.model.device}, precision={self.precision}, window={self.window_size}, "
             f"stride={o.stride})"
         )
 
@@ -493,7 +503,8 @@ def pipeline(
         for such a folder, else "torch".
 
     A loaded model is used as it is; with device, dtype or quantize given, a copy of it is
-    converted and the caller's model stays unchanged.
+    converted and the caller's model stays unchanged. dtype="auto" runs the fastest mode this CPU
+    can trust (precision.py); `ner.precision` says which, and why.
     """
     model = model_of(task, model)
     if engine not in (None, *ENGINES):
@@ -528,19 +539,26 @@ def pipeline(
             "(the default for such a folder)"
         )
     # The PyTorch engine: torch loads here, never on the ONNX engine's path.
-    from ..checkpoint import MODEL_CLASSES, load_model
+    from ..checkpoint import MODEL_CLASSES, convert_model, load_model
     from ..devices import resolve_dtype
     from .quantize import quantize_int8
 
-    dtype = resolve_dtype(options.dtype)
-    if isinstance(model, MODEL_CLASSES):
-        if tokenizer is None:
-            raise InputError("a loaded model needs its tokenizer: pass tokenizer=")
-        if options.device is not None or dtype is not None or options.quantize is not None:
+    loaded = isinstance(model, MODEL_CLASSES)
+    if loaded and tokenizer is None:
+        raise InputError("a loaded model needs its tokenizer: pass tokenizer=")
+    device = resolve_device(options.device)
+    if loaded and options.device is None:
+        device = model.device  # type: ignore[union-attr]
+    precision = resolve(options.dtype, options.quantize, device.type)
+    mode = precision.mode
+    dtype, matmul = resolve_dtype(mode.dtype), resolve_dtype(mode.matmul_dtype)
+    if loaded:
+        if options.device is not None or options.dtype is not None or mode.quantize is not None:
             model = copy.deepcopy(model)  # converted below; the caller's stays as it was
-            if options.device is not None:
-                model.to(device=resolve_device(options.device))
-            if dtype is not None:
+            model.to(device=device)
+            if matmul is not None:
+                model = convert_model(model, dtype, matmul, mode.matmul_from_block)  # type: ignore[arg-type]
+            elif options.dtype is not None:
                 model.to(dtype=dtype)
     else:
         if tokenizer is None:
@@ -549,13 +567,15 @@ def pipeline(
             model,
             revision=options.revision,
             token=options.token,
-            device=resolve_device(options.device),
+            device=device,
             dtype=dtype,
+            matmul_dtype=matmul,
+            matmul_from_block=mode.matmul_from_block,
         )
     if not isinstance(tokenizer, Tokenizer):
         tokenizer = Tokenizer.from_pretrained(
             tokenizer, revision=options.revision, token=options.token
         )
-    if options.quantize == "int8":
+    if mode.quantize == "int8":
         model = quantize_int8(model)  # at the call site, like compile: the model class is unchanged
-    return NERPipeline(model, tokenizer, options)
+    return NERPipeline(model, tokenizer, options, precision=precision)

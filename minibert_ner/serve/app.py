@@ -179,6 +179,8 @@ async def info(request: Request) -> Response:
             "version": __version__,
             "device": str(ner.model.device),
             "dtype": str(ner.model.dtype).removeprefix("torch."),
+            # the mode it runs in (precision.py) and why: asked for, or dtype="auto"'s pick
+            "precision": {"mode": ner.precision.mode.name, "reason": ner.precision.reason},
             "options": options.as_json(),  # never the hub token
             "limits": {
                 "max_request_bytes": state.limits.max_request_bytes,

@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from ..checkpoint import load_model, read_safetensors, resolve_dtype, save_model
 from ..config import ModelConfig
 from ..devices import resolve_device
-from ..errors import DataError
+from ..errors import DataError, InputError
 from ..families import Model
 from ..hub import WEIGHT_FILES, resolve_folder
 from ..inference.pipeline import NERPipeline
+from ..inference.precision import BF16_UNITS, cpu_features
 from ..inference.windows import window_length
 from ..tokenizer import Tokenizer
 from .conll import Sentence, entity_types
@@ -233,7 +234,17 @@ def train(
     config = config or TrainConfig()
     log = log or log_to_stderr
     device = resolve_device(device)
+    if dtype in ("auto", "bfloat16-mixed"):
+        raise InputError(
+            f"train --dtype {dtype} is for labelling; training takes float32, bfloat16 or "
+            "float16 (bfloat16 autocast is already mixed: weights and optimizer stay float32)"
+        )
     compute = resolve_dtype(dtype) or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    if device.type == "cpu" and compute == torch.bfloat16 and not BF16_UNITS & cpu_features():
+        log(
+            "this CPU has no bfloat16 units (AVX512-BF16 or AMX): bfloat16 autocast runs "
+            "emulated, slower than float32"
+        )
     output = Path(output)
     if not train_sentences or not valid_sentences:
         raise DataError("training needs at least one train and one valid sentence")
@@ -332,6 +343,7 @@ def train(
         "model": str(model_name),
         "config": asdict(config),
         "device": str(device),
+        "dtype": str(compute).removeprefix("torch."),  # the matmuls' under autocast
         **asdict(result),
     }
     (output / "training.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
