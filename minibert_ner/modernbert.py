@@ -59,6 +59,19 @@ __all__ = [
 ]
 
 
+# Copied from minibert_ner.model.matmul_dtype
+def matmul_dtype(config: ModelConfig) -> torch.dtype | None:
+    """The dtype the blocks' linear layers run in (`config.matmul_dtype`); None: their input's.
+    They hold their weights in it (checkpoint.stored_dtypes)."""
+    return getattr(torch, config.matmul_dtype) if config.matmul_dtype else None
+
+
+# Copied from minibert_ner.model.cast
+def cast(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """x in `dtype`, or as it is (None): a linear layer's input, in mixed precision."""
+    return x if dtype is None else x.to(dtype)
+
+
 # Copied from minibert_ner.model.make_activation
 def make_activation(name: str) -> nn.Module:
     """The module for a config.json activation name (the table is `config.ACTIVATIONS`)."""
@@ -191,6 +204,7 @@ class ModernBertAttention(nn.Module):
         # local blocks: a token sees the tokens at most `window` positions away, on both sides
         self.window = None if layer_type == GLOBAL else config.local_attention // 2
         self.use_sdpa = True  # set False to always run the readable path
+        self.matmul_dtype = matmul_dtype(config)
 
     def forward(
         self, x: torch.Tensor, positions: Positions, output_attentions: bool = False
@@ -199,7 +213,9 @@ class ModernBertAttention(nn.Module):
         (attention then runs per row group)."""
         *lead, _ = x.shape
         nh, hs = self.num_heads, self.head_size
-        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, T, nh*hs) or (N, nh*hs) each
+        # The projections in the matmuls' dtype; rotary and attention (its softmax) in x's.
+        qkv = self.qkv(cast(x, self.matmul_dtype)).to(x.dtype)
+        q, k, v = qkv.chunk(3, dim=-1)  # (B, T, nh*hs) or (N, nh*hs) each
         cos, sin = positions.rotary[self.layer_type]  # (T or N, 1, hs)
         q = rotate(q.view(*lead, nh, hs), cos, sin).view(*lead, nh * hs)
         k = rotate(k.view(*lead, nh, hs), cos, sin).view(*lead, nh * hs)
@@ -207,9 +223,13 @@ class ModernBertAttention(nn.Module):
             y = positions.packed.attend(
                 lambda q, k, v, keep: self.attend(q, k, v, keep)[0], q, k, v
             )
-            return self.output_dropout(self.output(y)), None  # (N, H)
+            return self.output_dropout(self.project(y, x.dtype)), None  # (N, H)
         y, probs = self.attend(q, k, v, positions.keep, output_attentions, positions.any_length)
-        return self.output_dropout(self.output(y)), probs  # (B, T, H)
+        return self.output_dropout(self.project(y, x.dtype)), probs  # (B, T, H)
+
+    def project(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The heads' outputs through `output` (in the matmuls' dtype), back in `dtype`."""
+        return self.output(cast(y, self.matmul_dtype)).to(dtype)
 
     def attend(
         self,
@@ -297,10 +317,12 @@ class GeGLU(nn.Module):
         self.act = make_activation(config.activation)
         self.dropout = nn.Dropout(config.hidden_dropout)  # mlp_dropout
         self.output = nn.Linear(I, H, bias=config.mlp_bias)  # transformers' Wo
+        self.matmul_dtype = matmul_dtype(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.intermediate(x).chunk(2, dim=-1)  # (..., I) each
-        return self.output(self.dropout(self.act(value) * gate))  # (..., H)
+        # Both matmuls and the gating between them in the matmuls' dtype; the result in x's.
+        value, gate = self.intermediate(cast(x, self.matmul_dtype)).chunk(2, dim=-1)  # (..., I)
+        return self.output(self.dropout(self.act(value) * gate)).to(x.dtype)  # (..., H)
 
 
 class ModernBertBlock(nn.Module):
@@ -359,7 +381,9 @@ class ModernBertTokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = ModernBertEmbeddings(config)
-        self.layers = nn.ModuleList(self.block_type(config, i) for i in range(config.num_layers))
+        self.layers = nn.ModuleList(
+            self.block_type(config.for_block(i), i) for i in range(config.num_layers)
+        )
         eps, bias = config.layer_norm_eps, config.norm_bias
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=eps, bias=bias)
         self.head = PredictionHead(config)

@@ -381,6 +381,8 @@ def test_cli_label_every_format(models, capsys, tmp_path):
         (["--labels", ""], "give entity types"),
         (["--labels", "person", "--threshold", "2"], r"must be in \[0, 1\]"),
         ([], "is a GLiNER model.*--labels"),
+        (["--labels", "person", "--dtype", "bfloat16-mixed"], "for token classifiers"),
+        (["--labels", "person", "--quantize", "int8"], "for token classifiers"),
     ],
 )
 def test_cli_bad_gliner_flags(capsys, flags, message):
@@ -452,3 +454,21 @@ def test_batch_job_with_labels(models, tmp_path, capsys):
     # the same folder with other labels is another job's output: refused
     code, _, err = run_in_process([*flags[:-3], "city", "--threshold", "0.3"], capsys)
     assert code == 2 and "gliner" in err
+
+
+@pytest.mark.parametrize(("dtype", "said"), [("auto", "float32 (auto"), ("bfloat16", "bfloat16")])
+def test_cli_dtype_runs_and_says_what_it_runs(capsys, dtype, said):
+    """--dtype reaches the GLiNER model (never silently float32); --verbose says which."""
+    from tests.helpers.cli import run_in_process
+
+    flags = ["--model", str(FIXTURES / "deberta_span"), "--labels", "person,city"]
+    code, out, err = run_in_process(
+        [*flags, "--dtype", dtype, "--verbose", "--format", "jsonl", "Ada was born in London."],
+        capsys,
+    )
+    assert code == 0, err
+    assert f"minibert-ner: precision {said}" in err
+    assert json.loads(out)["text"] == "Ada was born in London."
+    if dtype == "bfloat16":
+        model = GLiNER.from_pretrained(FIXTURES / "deberta_span", dtype="bfloat16")
+        assert {p.dtype for p in model.model.parameters()} == {torch.bfloat16}

@@ -22,7 +22,11 @@ from minibert_ner.inference.aggregation import STRATEGIES
 
 from .helpers.assertions import assert_same_entities, assert_same_outputs, max_diff
 from .helpers.data import conll_sentences
-from .helpers.modernbert import make_modernbert_checkpoint, train_modernbert_tokenizer
+from .helpers.modernbert import (
+    make_modernbert_checkpoint,
+    modernbert_ner_checkpoint,
+    train_modernbert_tokenizer,
+)
 from .test_model_parity import TOL, padded_batch
 
 transformers = pytest.importorskip("transformers")
@@ -264,18 +268,6 @@ def test_pre_split_words_are_tokenized_as_in_their_text(modernbert_tokenizer) ->
     words = ["EU", "rejects", "German", "call"]
     assert ours.encode(words).tokens[3:6] == ["Ġre", "j", "ects"]
     assert ref(words, is_split_into_words=True).tokens()[3:6] == ["re", "j", "ects"]
-
-
-def modernbert_ner_checkpoint(folder: Path, tokenizer: Path, **overrides) -> Path:
-    """A transformers-made ModernBERT token classifier over `tokenizer`'s vocabulary ([PAD] its
-    padding), its head calibrated so that about half the tokens are "O"."""
-    from .helpers.checkpoints import calibrate_head, copy_tokenizer
-
-    tok = Tokenizer.from_pretrained(tokenizer)
-    make_modernbert_checkpoint(folder, labels=LABELS, vocab_size=tok.vocab_size,
-                               pad_token_id=tok.pad_token_id, **overrides)  # fmt: skip
-    copy_tokenizer(tokenizer, folder)
-    return calibrate_head(folder)
 
 
 @pytest.fixture(scope="module")

@@ -351,6 +351,8 @@ def gliner_pipeline(args: argparse.Namespace, options: PipelineOptions) -> Any:
         device=resolve_device(options.device),
         revision=options.revision,
         token=options.token,
+        dtype=options.dtype,
+        quantize=options.quantize,
         batch_size=options.batch_size,
         **gliner_settings(args),  # type: ignore[arg-type]
     )

@@ -60,6 +60,7 @@ class GLiNERPipeline:
     multi_label: bool = False
     label_map: Mapping[str, str] = field(default_factory=dict)  # GLiNER label -> written label
     batch_size: int = 8
+    precision: str = "float32 (as asked)"  # the dtype it runs in, and why (--verbose, /info)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.label_map) - set(self.labels))
@@ -77,10 +78,26 @@ class GLiNERPipeline:
         device: str | torch.device | None = None,
         revision: str | None = None,
         token: str | bool | None = None,
+        dtype: str | None = None,
+        quantize: str | None = None,
         **options: Any,
     ) -> GLiNERPipeline:
-        model = GLiNER.from_pretrained(name_or_path, revision=revision, token=token, device=device)
-        return cls(model, **options)
+        """`dtype`: float32 (None), bfloat16 or float16, as the pipeline's option takes them;
+        "auto" runs float32 (reduced precision is measured for token classifiers only,
+        inference/precision.py); the mixed mode and `quantize` are token classifiers' only."""
+        if quantize is not None or dtype in ("bfloat16-mixed", "bf16-mixed"):
+            what = f"quantize={quantize}" if quantize is not None else f"dtype={dtype}"
+            raise InputError(
+                f"{what} is for token classifiers; a GLiNER model runs in float32, bfloat16 or "
+                "float16 (--dtype)"
+            )
+        precision = f"{dtype or 'float32'} (as asked)"
+        if dtype == "auto":
+            dtype, precision = None, "float32 (auto: reduced precision is not measured for GLiNER)"
+        model = GLiNER.from_pretrained(
+            name_or_path, revision=revision, token=token, device=device, dtype=dtype
+        )
+        return cls(model, **options, precision=precision)
 
     @property
     def model(self) -> GLiNERPipeline:

@@ -96,3 +96,17 @@ def train_modernbert_tokenizer(folder: Path, **config) -> Path:
     (folder / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), "utf-8")
     (folder / "config.json").write_text(json.dumps({"model_type": "modernbert"}), "utf-8")
     return folder
+
+
+def modernbert_ner_checkpoint(folder: Path, tokenizer: Path, **overrides) -> Path:
+    """A transformers-made ModernBERT token classifier over `tokenizer`'s vocabulary ([PAD] its
+    padding), its head calibrated so that about half the tokens are "O"."""
+    from minibert_ner import Tokenizer
+
+    from .checkpoints import BERT_NER_LABELS, calibrate_head, copy_tokenizer
+
+    tok = Tokenizer.from_pretrained(tokenizer)
+    make_modernbert_checkpoint(folder, labels=BERT_NER_LABELS, vocab_size=tok.vocab_size,
+                               pad_token_id=tok.pad_token_id, **overrides)  # fmt: skip
+    copy_tokenizer(tokenizer, folder)
+    return calibrate_head(folder)
