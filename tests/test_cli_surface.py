@@ -367,12 +367,14 @@ def test_output_to_a_device_is_written_through(ner_model_dir, tmp_path):
 
 def test_sigterm_stops_like_ctrl_c(ner_model_dir):
     process = subprocess.Popen(
-        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", "jsonl"],
+        [sys.executable, "-m", "minibert_ner", "-m", str(ner_model_dir), "--format", "jsonl",
+         "--verbose"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
     )  # fmt: skip
     process.stdin.write(b"Berlin\n")  # the model loads and waits for more input
     process.stdin.flush()
-    assert json.loads(process.stdout.readline())["text"] == "Berlin"  # loaded, answered, waiting
+    loaded = process.stderr.readline()  # --verbose: said once the model has loaded
+    assert loaded.startswith(b"minibert-ner: precision "), loaded
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     process.stdin.close()
