@@ -183,30 +183,30 @@ async def info(request: Request) -> Response:
     ner, options = state.ner, state.options
     if isinstance(ner, GLiNERPipeline):
         gliner = ner.gliner
-        model = {
+        described = {
             "family": "gliner",
             "backbone": gliner.model.backbone.config.model_type,
             "span_mode": gliner.config.span_mode,
             "labels": list(options.labels or ()),  # the default; a request may name its own
             "window": gliner.max_tokens,
-            "device": str(gliner.model.device),
-            "dtype": str(next(gliner.model.parameters()).dtype).removeprefix("torch."),
-            "options": {**options.as_json(), "batch_size": ner.batch_size},
         }
+        weights = next(gliner.model.parameters())
+        shown = {**options.as_json(), "batch_size": ner.batch_size}
     else:
-        model = {
+        described = {
             "family": ner.model.config.model_type,
             "labels": list(ner.scheme.names),
             "window": ner.window_size,
-            "device": str(ner.model.device),
-            "dtype": str(ner.model.dtype).removeprefix("torch."),
-            "options": options.as_json(),  # never the hub token
         }
+        weights, shown = ner.model, options.as_json()  # never the hub token
     return JSONResponse(
         {
             "model": state.model_name,
-            **model,
+            **described,
             "version": __version__,
+            "device": str(weights.device),
+            "dtype": str(weights.dtype).removeprefix("torch."),
+            "options": shown,
             "limits": {
                 "max_request_bytes": state.limits.max_request_bytes,
                 "max_inputs": state.limits.max_inputs,
