@@ -174,7 +174,6 @@ class MiniBertNER:
 
     def _gliner(self, model: str | Path, folder: Path) -> GLiNERPipeline:
         """The GLiNER model in `folder`, with the config's labels and threshold."""
-        from .devices import resolve_device
         from .gliner.pipeline import GLiNERPipeline
 
         if self.gliner_labels is None:
@@ -193,10 +192,10 @@ class MiniBertNER:
                 f"{', '.join(others)}: options of token classifiers; {model} is a GLiNER model, "
                 f"which takes labels, threshold, {', '.join(GLINER_OPTIONS)}: leave them unset"
             )
-        return GLiNERPipeline.load(
-            folder, device=resolve_device(self.options.device), labels=list(self.gliner_labels),
+        return GLiNERPipeline.from_options(
+            folder, self.options.replace(revision=None),  # the folder is the revision's
+            labels=list(self.gliner_labels),
             threshold=0.5 if self.gliner_threshold is None else self.gliner_threshold,
-            batch_size=self.options.batch_size,
         )  # fmt: skip
 
     def initialize(

@@ -325,14 +325,6 @@ def gliner_settings(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def gliner_pipeline(args: argparse.Namespace, options: PipelineOptions) -> Any:
     """The GLiNERPipeline that --model, --labels and the GLiNER flags describe."""
-    from ..devices import resolve_device
     from ..gliner.pipeline import GLiNERPipeline
 
-    return GLiNERPipeline.load(
-        args.model,
-        device=resolve_device(options.device),
-        revision=options.revision,
-        token=options.token,
-        batch_size=options.batch_size,
-        **gliner_settings(args),  # type: ignore[arg-type]
-    )
+    return GLiNERPipeline.from_options(args.model, options, **gliner_settings(args))  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import InputError
 from ..hub import resolve_folder
+from ..inference.options import PipelineOptions
 from .api import GLiNER
 
 __all__ = ["GLiNEROptions", "GLiNERPipeline", "is_gliner_model", "parse_label_map", "parse_labels"]
@@ -130,6 +131,19 @@ class GLiNERPipeline:
         self.options  # noqa: B018  (checks the labels and options)
         if self.labels is not None:
             self.gliner.inference(["x"], self.labels, self.flat_ner, self.threshold)  # checks all
+
+    @classmethod
+    def from_options(
+        cls, name_or_path: str | Path, options: PipelineOptions, **settings: Any
+    ) -> GLiNERPipeline:
+        """Load with what of a token classifier's options applies to a GLiNER model (device,
+        revision, token, batch_size) and `settings` (labels, threshold, ...: the fields)."""
+        from ..devices import resolve_device
+
+        return cls.load(
+            name_or_path, device=resolve_device(options.device), revision=options.revision,
+            token=options.token, batch_size=options.batch_size, **settings,
+        )  # fmt: skip
 
     @property
     def options(self) -> GLiNEROptions:

@@ -197,13 +197,7 @@ def load_model(
     with `gliner`'s settings, or a token classifier's."""
     settings = dict(gliner or {})
     if is_gliner_model(model, revision=options.revision, token=options.token):
-        from ..devices import resolve_device
-
-        return GLiNERPipeline.load(
-            model, device=resolve_device(options.device), revision=options.revision,
-            token=options.token, batch_size=options.batch_size,
-            **{"labels": None, **settings},
-        )  # fmt: skip
+        return GLiNERPipeline.from_options(model, options, **{"labels": None, **settings})
     given = sorted(k for k, v in settings.items() if v != getattr(GLiNEROptions(), k))
     if given:
         flags = {"labels": "--labels", "threshold": "--threshold", "flat_ner": "--nested",
