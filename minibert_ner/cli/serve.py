@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     add_model_argument(model)
     add_pipeline_arguments(parser)  # a section per option group
-    add_gliner_arguments(parser)
+    add_gliner_arguments(parser, served=True)
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     server.add_argument(
