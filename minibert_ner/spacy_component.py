@@ -14,10 +14,15 @@ the model loads on first use, in `initialize()`, or from disk.
 
 The config: `model` (a hub id or a folder), every `PipelineOptions` field but the secret ones
 (`CONFIG_OPTIONS`; `token` would be written into config.cfg: use HF_TOKEN instead), and the
-component's own: `spans_key`, `alignment_mode`, and `labels` / `threshold`, the keys GLiNER
-models will take (they are not run yet: set, they are refused). spaCy validates the values
-against the types declared here and in `PipelineOptions`; `PipelineOptions` checks them as
-everywhere else.
+component's own: `spans_key`, `alignment_mode`, and `labels` / `threshold` for GLiNER models.
+spaCy validates the values against the types declared here and in `PipelineOptions`;
+`PipelineOptions` checks them as everywhere else.
+
+A GLiNER model (a folder or hub id with gliner_config.json) runs with the config's `labels`
+(required) and `threshold` (default 0.5): its entities are `GLiNER.inference(texts, labels,
+threshold=threshold)`'s (flat: no overlaps), as spans. Of the pipeline options it takes `device`,
+`batch_size` and `revision`; the token classifier's others, set, are refused, as are `labels`
+and `threshold` with a token classifier.
 
 Entities become spans through `doc.char_span(start, end, label, alignment_mode)`: `doc.ents`
 (replaced; no overlaps), or the span group `doc.spans[spans_key]` when `spans_key` is set.
@@ -30,7 +35,9 @@ counted in the component's `unaligned`, and a `MiniBertWarning` says so.
 `nlp.pipe(texts, batch_size=n)` hands each batch of n docs to `NERPipeline.label` at once (the
 pipeline's packed batches under its token budget; long docs run as windows). `nlp.to_disk`
 writes the model's files (weights, config.json, tokenizer) into the component's folder, under
-`model/`; `spacy.load` reads them from there and fetches nothing.
+`model/`; `spacy.load` reads them from there and fetches nothing. A GLiNER model's copy is
+self-contained: gliner_config.json, weights, tokenizer, and what it reads of its backbone
+(`copy_gliner`).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from .hub import TOKENIZER_FILES, WEIGHT_FILES, resolve_folder
 from .inference.options import DEFAULT_MODEL, SECRET, PipelineOptions
 
 if typing.TYPE_CHECKING:
+    from .gliner.pipeline import GLiNERPipeline
     from .inference.pipeline import Entities, NERPipeline
 
 __all__ = [
@@ -78,6 +86,12 @@ MODEL_FOLDER = "model"  # the model's files, inside the component's folder
 SCORE = "score"  # Span._.score
 UNALIGNED = "minibert_unaligned"  # Doc._.minibert_unaligned
 GLINER_CONFIG = "gliner_config.json"  # what a GLiNER model folder holds instead of a classifier
+GLINER_OPTIONS = (
+    "device",
+    "batch_size",
+    "revision",
+    "dtype",
+)  # the pipeline options GLiNER models take
 
 
 def register_extensions() -> None:
@@ -109,14 +123,20 @@ class MiniBertNER:
         *,
         spans_key: str | None = None,
         alignment_mode: AlignmentMode = "strict",
+        labels: list[str] | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.name = name
         self.model = model  # as the config names it; from_disk loads the saved copy instead
         self.options = options
         self.spans_key = spans_key
         self.alignment_mode = alignment_mode
+        # A GLiNER model's entity types and threshold (None: 0.5). Not `labels`: spaCy reads a
+        # component's `labels` as the labels it was trained on.
+        self.gliner_labels = labels
+        self.gliner_threshold = threshold
         self.unaligned = 0  # entities that could not become spans, since the component was made
-        self._pipeline: NERPipeline | None = None
+        self._pipeline: NERPipeline | GLiNERPipeline | None = None
         self._folder: Path | None = None  # where the loaded model's files are (for to_disk)
         self._warned = False
 
@@ -125,7 +145,7 @@ class MiniBertNER:
         return f"MiniBertNER({self.model!r}, into {where}, alignment_mode={self.alignment_mode!r})"
 
     @property
-    def pipeline(self) -> NERPipeline:
+    def pipeline(self) -> NERPipeline | GLiNERPipeline:
         """The minibert-ner pipeline, loaded from `model` on first use."""
         if self._pipeline is None:
             self._load(self.model)
@@ -142,13 +162,46 @@ class MiniBertNER:
             files=WEIGHT_FILES + TOKENIZER_FILES,
         )
         if (folder / GLINER_CONFIG).is_file():
+            from .gliner.checkpoint import GLINER_FILES  # .bin too: some models have only that
+
+            revision = None if saved else options.revision
+            folder = resolve_folder(model, revision=revision, files=GLINER_FILES)
+            self._pipeline = self._gliner(model, folder)
+        elif self.gliner_labels is not None or self.gliner_threshold is not None:
             raise InputError(
-                f"{model} is a GLiNER model; the minibert_ner component runs token classifiers "
-                "(GLiNER models are not supported yet)"
+                f"labels and threshold are for GLiNER models (gliner_config.json); {model} is a "
+                "token classifier, whose labels are its own (config.json): leave them unset"
             )
-        # A folder is one version: the revision picked it already.
-        self._pipeline = pipeline(folder, options=options.replace(revision=None))
+        else:
+            # A folder is one version: the revision picked it already.
+            self._pipeline = pipeline(folder, options=options.replace(revision=None))
         self._folder = folder
+
+    def _gliner(self, model: str | Path, folder: Path) -> GLiNERPipeline:
+        """The GLiNER model in `folder`, with the config's labels and threshold."""
+        from .gliner.pipeline import GLiNERPipeline
+
+        if self.gliner_labels is None:
+            raise InputError(
+                f"{model} is a GLiNER model: name the entity types in the config, e.g. "
+                'config={"model": ..., "labels": ["person", "company"]}'
+            )
+        defaults = PipelineOptions()
+        others = [
+            name
+            for name in CONFIG_OPTIONS
+            if name not in GLINER_OPTIONS and getattr(self.options, name) != getattr(defaults, name)
+        ]
+        if others:
+            raise InputError(
+                f"{', '.join(others)}: options of token classifiers; {model} is a GLiNER model, "
+                f"which takes labels, threshold, {', '.join(GLINER_OPTIONS)}: leave them unset"
+            )
+        return GLiNERPipeline.from_options(
+            folder, self.options.replace(revision=None),  # the folder is the revision's
+            labels=list(self.gliner_labels),
+            threshold=0.5 if self.gliner_threshold is None else self.gliner_threshold,
+        )  # fmt: skip
 
     def initialize(
         self,
@@ -245,6 +298,12 @@ class MiniBertNER:
         assert source is not None
         if out.exists() and out.resolve() == source.resolve():
             return  # saved where it was loaded from: the files are there
+        if (source / GLINER_CONFIG).is_file():
+            from .gliner.checkpoint import copy_gliner
+
+            shutil.rmtree(out, ignore_errors=True)
+            copy_gliner(source, out)
+            return
         files = model_files(source)
         if not files:
             raise ModelNotFoundError(
@@ -259,10 +318,11 @@ class MiniBertNER:
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> MiniBertNER:
         """Load the model from `path`/model (what `to_disk` wrote): nothing is fetched."""
         folder = Path(path) / MODEL_FOLDER
-        if not (folder / "config.json").is_file():
+        if not any((folder / name).is_file() for name in ("config.json", GLINER_CONFIG)):
             raise ModelNotFoundError(
-                f"the saved pipeline has no model in {folder} (no config.json): the folder is "
-                "incomplete; save the pipeline again with nlp.to_disk"
+                f"the saved pipeline has no model in {folder} (no config.json or "
+                f"{GLINER_CONFIG}): the folder is incomplete; save the pipeline again with "
+                "nlp.to_disk"
             )
         self._load(folder, saved=True)
         return self
@@ -307,13 +367,13 @@ def make_component(
     """The `minibert_ner` factory: see the module docstring for the config."""
     register_extensions()
     if labels is not None or threshold is not None:
-        raise InputError(
-            "labels and threshold are for GLiNER models, which the minibert_ner component does "
-            "not run yet; a token classifier's labels are its own (config.json): leave them unset"
-        )
+        from .gliner.pipeline import GLiNEROptions
+
+        GLiNEROptions(labels, 0.5 if threshold is None else threshold)  # checks them
     return MiniBertNER(
-        name, model, PipelineOptions(**options), spans_key=spans_key, alignment_mode=alignment_mode
-    )
+        name, model, PipelineOptions(**options), spans_key=spans_key,
+        alignment_mode=alignment_mode, labels=labels, threshold=threshold,
+    )  # fmt: skip
 
 
 # spaCy reads the config's keys, types and defaults from the signature: the options are added

@@ -331,8 +331,8 @@ def run_batch(
     `connect_timeout` seconds for the cluster (default 30). `options` and `changes` are the
     pipeline's (`PipelineOptions`: aggregation_strategy, device, dtype, batch_size, ...), as
     for `minibert_ner.pipeline`. `gliner`: the model is a GLiNER model, run with these settings
-    (labels, and optionally threshold, flat_ner, multi_label: `GLiNERPipeline`'s fields; the
-    local engine only).
+    (labels, and optionally threshold, flat_ner, multi_label: `GLiNERPipeline`'s fields), on
+    either engine.
     Files finished by an earlier run into the same folder are skipped. Progress lines go to
     `log` (e.g. sys.stderr; None: quiet).
 
@@ -357,8 +357,6 @@ def run_batch(
     if engine == "local" and given:
         raise BatchError(f"{', '.join(given)}: only for the Ray engine; add --engine ray")
     options = (options or PipelineOptions()).replace(**changes)
-    if gliner is not None and engine != "local":
-        raise BatchError("GLiNER models (--labels) run on the local engine only; drop --engine")
     manifest_options = run_options(model, output_format, text_column, id_column, options)
     manifest_options["gliner"] = dict(gliner) if gliner is not None else None
     output_dir = Path(output_dir).expanduser()
@@ -407,6 +405,7 @@ def run_batch(
                 num_actors=num_actors,
                 cpus_per_actor=cpus_per_actor or 1,
                 connect_timeout=connect_timeout,
+                gliner=gliner,
                 **columns,
             )
         try:

@@ -39,13 +39,9 @@ def local_results(
     from ..inference.pipeline import pipeline
 
     if gliner is not None:
-        from ..devices import resolve_device
         from ..gliner.pipeline import GLiNERPipeline
 
-        ner: Any = GLiNERPipeline.load(
-            model, device=resolve_device(options.device), revision=options.revision,
-            token=options.token, batch_size=options.batch_size, **gliner,
-        )  # fmt: skip
+        ner: Any = GLiNERPipeline.from_options(model, options, **gliner)
     else:
         ner = pipeline(model, options=options)
     size = max(RECORDS_PER_CHUNK, options.batch_size)

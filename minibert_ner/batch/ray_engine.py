@@ -9,7 +9,10 @@ On any dataset with a text column:
     ds.write_parquet("s3://bucket/entities/")
 
 `tag_dataset` is `ds.map_batches(EntityTagger, ...)` with the actor resources filled in; use
-`EntityTagger` directly for other settings. Each actor labels a batch's texts with the
+`EntityTagger` directly for other settings. A GLiNER model runs the same way, its labels named:
+
+    ds = tag_dataset(ds, "urchade/gliner_small-v2.1", gliner={"labels": ["person", "drug"]})
+ Each actor labels a batch's texts with the
 pipeline's one entry (`NERPipeline.label`, through `plan.label_texts`). `minibert-ner batch
 --engine ray` runs the batch command's reader and writer (records.py) and job (job.py) around
 it, so its files, resume and error accounting are those of the local engine.
@@ -31,7 +34,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import BatchError, JobError, MiniBertError, MissingExtraError
@@ -79,6 +82,9 @@ class EntityTagger:
     `failure_column`: when given, a MiniBertError while labelling a batch (a model that
     overflows in float16, ...) does not fail the dataset: every row of the batch gets null
     entities and the message in this column (errors as data; null when all went well).
+    `gliner`: the model is a GLiNER model, run with these settings (labels, and optionally
+    threshold, flat_ner, multi_label: `GLiNERPipeline`'s fields), its entities in the
+    pipeline's shape (entity_group is the label), as the local engine writes them.
     """
 
     def __init__(
@@ -90,18 +96,18 @@ class EntityTagger:
         output_column: str = "entities",
         num_threads: int | None = None,
         failure_column: str | None = None,
+        gliner: Mapping[str, Any] | None = None,
     ) -> None:
         import torch
-
-        from ..inference.pipeline import pipeline
 
         if num_threads:
             torch.set_num_threads(num_threads)
         self.pa, _ = require_pyarrow("the Ray engine")
         self.text_column, self.output_column = text_column, output_column
         self.failure_column = failure_column
-        self.ner = pipeline(model, options=options)
-        self.entities_type = arrow_entities_type(self.ner.options.aggregation_strategy)
+        options = options or PipelineOptions()
+        self.ner = load_tagger(model, options, gliner)
+        self.entities_type = arrow_entities_type(options.aggregation_strategy)
 
     def __call__(self, batch: Any) -> Any:
         pa = self.pa
@@ -136,6 +142,18 @@ class EntityTagger:
         return batch
 
 
+def load_tagger(model: str, options: PipelineOptions, gliner: Mapping[str, Any] | None) -> Any:
+    """The pipeline an actor labels with: a GLiNER model's with `gliner`'s settings, else the
+    token classifier's."""
+    if gliner is not None:
+        from ..gliner.pipeline import GLiNERPipeline
+
+        return GLiNERPipeline.from_options(model, options, **gliner)
+    from ..inference.pipeline import pipeline
+
+    return pipeline(model, options=options)
+
+
 def _set_column(table: Any, name: str, values: Any) -> Any:
     """`table` with column `name` holding `values` (replaced, or added at the end)."""
     if name in table.column_names:
@@ -162,13 +180,15 @@ def tag_dataset(
     text_column: str = "text",
     output_column: str = "entities",
     failure_column: str | None = None,
+    gliner: Mapping[str, Any] | None = None,
     **changes: Any,
 ) -> Any:
     """`ds` with an `output_column` of entities, labelled by a pool of `num_actors` actors.
 
     `options` and `changes` are the pipeline's (`PipelineOptions`), as for
-    `minibert_ner.pipeline`; they are checked here, before any actor starts. `failure_column`:
-    see `EntityTagger` (None: a labelling error fails the dataset, as Ray does).
+    `minibert_ner.pipeline`; they are checked here, before any actor starts. `failure_column`
+    and `gliner` (a GLiNER model's labels and settings): see `EntityTagger` (no
+    failure_column: a labelling error fails the dataset, as Ray does).
 
     With `device="cuda"` (or "cuda:N") each actor gets one GPU of its own, which it sees as
     "cuda"; by default there is one actor per GPU of the cluster. Otherwise actors run on CPU
@@ -200,6 +220,7 @@ def tag_dataset(
             "output_column": output_column,
             "num_threads": max(1, int(cpus_per_actor)),
             "failure_column": failure_column,
+            "gliner": dict(gliner) if gliner is not None else None,
         },
         batch_size=records_per_batch,
         compute=ray.data.ActorPoolStrategy(size=num_actors),
@@ -316,21 +337,21 @@ def ray_results(
     num_actors: int | None = None,
     cpus_per_actor: float = 1,
     connect_timeout: float | None = None,
+    gliner: Mapping[str, Any] | None = None,
 ) -> Iterator[Result]:
     """The Ray engine for `batch.run_batch`: read files in Ray tasks, label in an actor pool, and
     hand the results back to this process in input order (for the writer).
 
     Connects to `address`, or uses the Ray already initialised, or starts a local one (shut down
     again at the end). Actors that die are restarted and their batches retried (Ray Data's
-    default for actor pools), so a lost worker costs time, not records.
+    default for actor pools), so a lost worker costs time, not records. `gliner`: a GLiNER
+    model's labels and settings (`EntityTagger`).
     """
-    from ..inference.pipeline import pipeline
-
     ray = require_ray()
     # Load the model here once, on CPU, to fail early with a clear message on a model or option
     # the actors could not load: an actor failing in __init__ reaches us only as Ray's text of a
     # remote traceback (after Ray retried it).
-    pipeline(model, options=options.replace(device="cpu"))
+    load_tagger(model, options.replace(device="cpu"), gliner)
     started = connect(address, connect_timeout or CONNECT_TIMEOUT)
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
@@ -366,6 +387,7 @@ def ray_results(
             cpus_per_actor=cpus_per_actor,
             text_column="text",
             failure_column="failure",
+            gliner=gliner,
         )
         try:
             for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):

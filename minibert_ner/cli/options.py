@@ -296,15 +296,22 @@ def unit_float(text: str) -> float:
     return value
 
 
-def add_gliner_arguments(parser: argparse.ArgumentParser, *, label_map: bool = False) -> None:
+def add_gliner_arguments(
+    parser: argparse.ArgumentParser, *, label_map: bool = False, served: bool = False
+) -> None:
     """--labels (which makes --model a GLiNER model), --threshold, --nested, --multi-label;
-    label_map: --label-map too (evaluate: GLiNER labels -> the data's entity types)."""
+    label_map: --label-map too (evaluate: GLiNER labels -> the data's entity types); served:
+    the flags are the defaults of a server's requests (a GLiNER model is found by its files)."""
     group = parser.add_argument_group("GLiNER models (zero-shot: name the entity types)")
     group.add_argument(
         "--labels",
         metavar="LABEL,...",
         help="entity types to find, comma-separated (e.g. person,company); --model is then a "
-        "GLiNER model (gliner_config.json) (default: none: --model is a token classifier)",
+        "GLiNER model (gliner_config.json) (default: none: --model is a token classifier)"
+        if not served
+        else "default entity types of requests that name none, comma-separated (e.g. "
+        "person,company), for a GLiNER model (gliner_config.json) (default: none: each "
+        "request names its labels)",
     )
     group.add_argument(
         "--threshold", type=unit_float, default=0.5, help="least score of an entity (default: 0.5)"
@@ -343,16 +350,6 @@ def gliner_settings(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def gliner_pipeline(args: argparse.Namespace, options: PipelineOptions) -> Any:
     """The GLiNERPipeline that --model, --labels and the GLiNER flags describe."""
-    from ..devices import resolve_device
     from ..gliner.pipeline import GLiNERPipeline
 
-    return GLiNERPipeline.load(
-        args.model,
-        device=resolve_device(options.device),
-        revision=options.revision,
-        token=options.token,
-        dtype=options.dtype,
-        quantize=options.quantize,
-        batch_size=options.batch_size,
-        **gliner_settings(args),  # type: ignore[arg-type]
-    )
+    return GLiNERPipeline.from_options(args.model, options, **gliner_settings(args))  # type: ignore[arg-type]

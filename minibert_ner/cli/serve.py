@@ -4,7 +4,9 @@
   curl -s localhost:8000 -d '{"inputs": "My name is Wolfgang and I live in Berlin"}'
 
 POST / takes {"inputs": str | [str], "parameters": {"aggregation_strategy", "ignore_labels",
-"stride"}} and answers as the pipeline does; huggingface_hub's
+"stride"}} and answers as the pipeline does; a GLiNER model (a folder with gliner_config.json)
+takes "parameters": {"labels", "threshold", "flat_ner", "multi_label"}, defaulting to --labels,
+--threshold, --nested, --multi-label, and answers as GLiNER.inference does; huggingface_hub's
 InferenceClient(base_url="http://127.0.0.1:8000").token_classification(text) works as it is.
 GET /health, /info, /metrics (Prometheus). Concurrent requests share forward passes.
 Exit status: 0 stopped by SIGTERM/SIGINT after finishing every request received; 2 bad options,
@@ -20,6 +22,7 @@ import os
 from ..errors import InputError
 from ..serve.limits import MAX_PORT, ServeLimits
 from .options import (
+    add_gliner_arguments,
     add_model_argument,
     add_pipeline_arguments,
     int_at_least,
@@ -46,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     add_model_argument(model)
     add_pipeline_arguments(parser)  # a section per option group
+    add_gliner_arguments(parser, served=True)
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     server.add_argument(
@@ -112,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..gliner.pipeline import parse_labels
     from ..serve import serve  # the serve extra, only when serving
 
     if not 0 <= args.batch_wait_ms <= MAX_BATCH_WAIT_MS:
@@ -131,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         api_key=api_key,
     )
+    gliner = {
+        "labels": parse_labels(args.labels) if args.labels is not None else None,
+        "threshold": args.threshold,
+        "flat_ner": not args.nested,
+        "multi_label": args.multi_label,
+    }
     return serve(
         args.model,
         pipeline_options(args),
@@ -138,4 +149,5 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        gliner=gliner,
     )

@@ -92,6 +92,7 @@ class GLiNER:
         )
         whole = tokenizer.encode_batch([["a"]], is_pretokenized=True)
         self.special_tokens = len(whole[0].ids) - len(bare[0].ids)
+        self.tokens_run = 0  # tokens through the model since loading, padding left out (metrics)
 
     def __repr__(self) -> str:
         return f"GLiNER({self.config.span_mode}, backbone={self.model.backbone.config.model_type})"
@@ -326,6 +327,7 @@ class GLiNER:
                 attention[r, :n] = 1
                 words_mask[r, :n] = torch.tensor(_words_mask(encodings[i], jobs[i].prompt_words))
             lengths = torch.tensor([jobs[i].end - jobs[i].start for i in chunk])
+            self.tokens_run += int(attention.sum())
             out = (
                 self.model(
                     ids.to(device), attention.to(device), words_mask.to(device), lengths.to(device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "HEAD_KEYS",
     "GLiNERConfig",
     "checkpoint_state_dict",
+    "copy_gliner",
     "load_gliner",
 ]
 
@@ -139,6 +141,40 @@ def _model_name_folder(name: str, model_folder: Path, **hub: Any) -> Path:
             return candidate
     files = ["config.json", *TOKENIZER_FILES, "spm.model", "added_tokens.json"]
     return resolve_folder(name, files=files, **hub)
+
+
+SAVED_BACKBONE = "minibert_gliner_backbone"  # a self-contained copy's backbone folder
+
+
+def _files(folder: Path, patterns: list[str]) -> list[Path]:
+    found = {p for pattern in patterns for p in folder.glob(pattern)}
+    return sorted(p for p in found if p.is_file())
+
+
+def copy_gliner(folder: Path, out: Path, **hub: Any) -> None:
+    """Copy the GLiNER model in `folder` into `out`, self-contained: when it reads anything of
+    its backbone (`model_name`'s config.json without `encoder_config`, its tokenizer when the
+    folder has none), those files go to `out`/minibert_gliner_backbone, and the copy's
+    gliner_config.json names that folder (found inside the model's folder when loaded)."""
+    config = GLiNERConfig.from_json_file(folder / "gliner_config.json")
+    has_tokenizer = any(
+        (folder / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json")
+    )
+    files = _files(folder, GLINER_FILES)
+    if not files:
+        raise CheckpointError(f"{folder} holds no GLiNER files to copy")
+    out.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        shutil.copyfile(file, out / file.name)  # a hub cache's links: their targets
+    if config.encoder_config is not None and has_tokenizer:
+        return
+    backbone = _model_name_folder(config.model_name, folder, **hub)
+    (out / SAVED_BACKBONE).mkdir(exist_ok=True)
+    for file in _files(backbone, ["config.json", *TOKENIZER_FILES]):
+        shutil.copyfile(file, out / SAVED_BACKBONE / file.name)
+    raw = json.loads((folder / "gliner_config.json").read_text("utf-8"))
+    raw["model_name"] = SAVED_BACKBONE
+    (out / "gliner_config.json").write_text(json.dumps(raw, indent=2), "utf-8")
 
 
 def backbone_config(config: GLiNERConfig, folder: Path, **hub: Any) -> ModelConfig:

@@ -12,6 +12,7 @@ CoNLL-2003 against PER, ORG, LOC like any tagger.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,21 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..hub import resolve_folder
+from ..inference.options import PipelineOptions
+from ..inference.precision import MODES, Choice, Mode
 from .api import GLiNER
 
-__all__ = ["GLiNERPipeline", "parse_label_map", "parse_labels"]
+__all__ = ["GLiNEROptions", "GLiNERPipeline", "is_gliner_model", "parse_label_map", "parse_labels"]
+
+
+def is_gliner_model(
+    name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None
+) -> bool:
+    """Whether a folder (or hub id) holds a GLiNER model (gliner_config.json)."""
+    files = ["gliner_config.json", "config.json"]
+    folder = resolve_folder(name_or_path, revision=revision, token=token, files=files)
+    return (folder / "gliner_config.json").is_file()
 
 
 def parse_labels(text: str) -> list[str]:
@@ -49,26 +62,99 @@ def parse_label_map(text: str) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class GLiNEROptions:
+    """What one GLiNER call asks (`GLiNER.inference`'s arguments): the server's defaults, and a
+    request's with its parameters applied. Checked when made: one-line InputErrors."""
+
+    labels: tuple[str, ...] | None = None  # the entity types; None: none named yet
+    threshold: float = 0.5  # an entity's score must be above it, in [0, 1]
+    flat_ner: bool = True  # False: entities may nest
+    multi_label: bool = False  # True: one span may carry several labels
+
+    def __post_init__(self) -> None:
+        labels = self.labels
+        if labels is not None:
+            if (
+                isinstance(labels, str)
+                or not isinstance(labels, Sequence)
+                or not labels
+                or not all(isinstance(x, str) and x.strip() for x in labels)
+            ):
+                raise InputError(
+                    f'labels must be a non-empty list of non-empty str, e.g. ["person", '
+                    f'"company"]; got {labels!r}'
+                )
+            object.__setattr__(self, "labels", tuple(labels))
+        threshold = self.threshold
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        for name in ("flat_ner", "multi_label"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def replace(self, **changes: Any) -> GLiNEROptions:
+        """A copy with some fields changed (checked again); an unknown name is an InputError."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise InputError(
+                f"unknown GLiNER option(s) {', '.join(unknown)}; use {', '.join(names)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "labels": list(self.labels) if self.labels else None}
+
+
 @dataclass
 class GLiNERPipeline:
     """GLiNER's `inference` with fixed labels and options; entities in the pipeline's shape."""
 
     gliner: GLiNER
-    labels: list[str]
+    labels: list[str] | None  # None: each call names them (a server whose requests do)
     threshold: float = 0.5
     flat_ner: bool = True
     multi_label: bool = False
     label_map: Mapping[str, str] = field(default_factory=dict)  # GLiNER label -> written label
     batch_size: int = 8
-    precision: str = "float32 (as asked)"  # the dtype it runs in, and why (--verbose, /info)
+    # the dtype it runs in, and why (--verbose, /info); dtype="auto": float32
+    precision: Choice = field(default_factory=lambda: Choice(MODES["float32"], "as asked"))
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.label_map) - set(self.labels))
+        unknown = sorted(set(self.label_map) - set(self.labels or ()))
         if unknown:
             raise InputError(
                 f"--label-map names {', '.join(unknown)}, which --labels does not list"
             )
-        self.gliner.inference(["x"], self.labels, self.flat_ner, self.threshold)  # checks all
+        self.options  # noqa: B018  (checks the labels and options)
+        if self.labels is not None:
+            self.gliner.inference(["x"], self.labels, self.flat_ner, self.threshold)  # checks all
+
+    @classmethod
+    def from_options(
+        cls, name_or_path: str | Path, options: PipelineOptions, **settings: Any
+    ) -> GLiNERPipeline:
+        """Load with what of a token classifier's options applies to a GLiNER model (device,
+        revision, token, dtype, quantize (refused), batch_size) and `settings` (labels,
+        threshold, ...: the fields)."""
+        from ..devices import resolve_device
+
+        return cls.load(
+            name_or_path, device=resolve_device(options.device), revision=options.revision,
+            token=options.token, dtype=options.dtype, quantize=options.quantize,
+            batch_size=options.batch_size, **settings,
+        )  # fmt: skip
+
+    @property
+    def options(self) -> GLiNEROptions:
+        """The labels and decoding options as one value (a server's defaults)."""
+        labels = None if self.labels is None else tuple(self.labels)
+        return GLiNEROptions(labels, self.threshold, self.flat_ner, self.multi_label)
 
     @classmethod
     def load(
@@ -91,9 +177,10 @@ class GLiNERPipeline:
                 f"{what} is for token classifiers; a GLiNER model runs in float32, bfloat16 or "
                 "float16 (--dtype)"
             )
-        precision = f"{dtype or 'float32'} (as asked)"
+        precision = Choice(MODES.get(dtype or "float32", Mode(str(dtype), str(dtype))), "as asked")
         if dtype == "auto":
-            dtype, precision = None, "float32 (auto: reduced precision is not measured for GLiNER)"
+            reason = "auto: reduced precision is not measured for GLiNER"
+            dtype, precision = None, Choice(MODES["float32"], reason)
         model = GLiNER.from_pretrained(
             name_or_path, revision=revision, token=token, device=device, dtype=dtype
         )
@@ -107,17 +194,40 @@ class GLiNERPipeline:
     @property
     def id2label(self) -> dict[int, str]:
         """The IOB2 tags `label_words` writes."""
-        names = dict.fromkeys(self.label_map.get(label, label) for label in self.labels)
+        names = dict.fromkeys(self.label_map.get(label, label) for label in self.labels or ())
         tags = ["O"] + [f"{p}-{name}" for name in names for p in ("B", "I")]
         return dict(enumerate(tags))
+
+    def predict(self, texts: Sequence[str], options: Sequence[GLiNEROptions]) -> Any:
+        """GLiNER's entities (start, end, text, label, score) of each text under its own
+        options, as `GLiNER.inference(texts[i], options[i]...)` gives them; texts whose options
+        decode alike (threshold, flat_ner, multi_label) run together whatever their labels.
+        Returns `Labelled(entities, tokens)`, the tokens that went through the model."""
+        from ..inference.pipeline import Labelled
+
+        if len(options) != len(texts):
+            raise InputError(f"{len(options)} options for {len(texts)} texts: give one per text")
+        groups: dict[tuple[float, bool, bool], list[int]] = {}
+        for i, o in enumerate(options):
+            if o.labels is None:
+                raise InputError('no labels: name the entity types, e.g. ["person", "company"]')
+            groups.setdefault((o.threshold, o.flat_ner, o.multi_label), []).append(i)
+        entities: list[Any] = [None] * len(texts)
+        before = self.gliner.tokens_run
+        for (threshold, flat_ner, multi_label), members in groups.items():
+            found = self.gliner.inference(
+                [texts[i] for i in members], [list(options[i].labels or ()) for i in members],
+                flat_ner, threshold, multi_label, self.batch_size,
+            )  # fmt: skip
+            for i, answer in zip(members, found, strict=True):
+                entities[i] = answer
+        return Labelled(entities, self.gliner.tokens_run - before)
 
     def __call__(self, texts: str | Sequence[str]) -> Any:
         """Entities of each text: entity_group, score, word (the text), start, end."""
         single = isinstance(texts, str)
-        found = self.gliner.inference(
-            [texts] if single else list(texts), self.labels, self.flat_ner, self.threshold,
-            self.multi_label, self.batch_size,
-        )  # fmt: skip
+        batch = [texts] if single else list(texts)
+        found = self.predict(batch, [self.options] * len(batch)).entities
         out = [
             [{"entity_group": self.label_map.get(e["label"], e["label"]), "score": e["score"],
               "word": e["text"], "start": e["start"], "end": e["end"]} for e in entities]

@@ -2,7 +2,7 @@
 
     POST /         label: the Hugging Face Inference API's token-classification request
     GET  /health   200 {"status": "ready"}; 503 while the model loads or the server drains
-    GET  /info     the model, its labels and window, the version, the options and limits
+    GET  /info     the model, its family and labels, its window, the version, options and limits
     GET  /metrics  Prometheus text format (metrics.py)
 
 Every error is JSON, {"error": message, "error_type": type}, with the status below; nothing a
@@ -18,7 +18,8 @@ counts it, not as a 5xx.
 | 405    | method_not_allowed                   | e.g. GET /                                    |
 | 408    | request_timeout                      | headers or body stalled (header/body_timeout) |
 | 413    | too_large, too_many_inputs           | body over max_request_bytes; over max_inputs  |
-| 422    | invalid_request                      | wrong types, empty text, unknown parameter    |
+| 422    | invalid_request                      | wrong types, empty text, unknown parameter;   |
+|        |                                      | GLiNER: no labels, a label the window can't fit |
 | 500    | inference_error                      | the model failed on this request              |
 | 503    | loading, draining, overloaded        | not ready; shutting down; queue full          |
 
@@ -43,6 +44,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
+from ..errors import InputError
+from ..gliner.pipeline import GLiNEROptions, GLiNERPipeline
 from ..inference.options import PipelineOptions
 from ..inference.pipeline import NERPipeline
 from .batcher import BatchStats, DynamicBatcher, QueueFull
@@ -60,25 +63,31 @@ CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer: 
 
 
 class ServerState:
-    """The loaded pipeline and its batcher, and what phase the server is in."""
+    """The loaded pipeline (a token classifier's, or a GLiNER model's) and its batcher, and what
+    phase the server is in."""
 
-    def __init__(self, options: PipelineOptions, limits: ServeLimits, model_name: str) -> None:
+    def __init__(
+        self, options: PipelineOptions | GLiNEROptions, limits: ServeLimits, model_name: str
+    ) -> None:
         self.options = options
         self.limits = limits
         self.model_name = model_name
         self.phase: Phase = "loading"
-        self.ner: NERPipeline | None = None
+        self.ner: NERPipeline | GLiNERPipeline | None = None
         self.batcher: DynamicBatcher | None = None
         self.load_error: BaseException | None = None
         self.arriving = 0  # label requests being read and checked, not yet queued
         self.metrics = Metrics(lambda: self.batcher.queue_depth if self.batcher else 0)
 
-    def ready(self, ner: NERPipeline) -> None:
+    def ready(self, ner: NERPipeline | GLiNERPipeline) -> None:
         """On the event loop: the model is loaded; start batching."""
         self.ner = ner
+        gliner = isinstance(ner, GLiNERPipeline)
+        if gliner:  # a GLiNER model's requests take its options, not the token classifier's
+            self.options = ner.options
         self.batcher = DynamicBatcher(
-            ner,
-            max_batch_texts=ner.options.batch_size,
+            ner.predict if gliner else ner.label,
+            max_batch_texts=ner.batch_size if gliner else ner.options.batch_size,
             max_wait=self.limits.batch_wait,
             max_queue=self.limits.max_queue,
             arriving=lambda: self.arriving,
@@ -152,6 +161,8 @@ async def label(request: Request) -> Response:
         results = await state.batcher.label(parsed.texts, parsed.options)
     except QueueFull as e:
         return error(503, "overloaded", f"{e}; retry shortly", **{"Retry-After": RETRY_AFTER})
+    except InputError as e:  # what only the model can check (a GLiNER label too long)
+        return error(422, "invalid_request", str(e))
     except Exception as e:
         log.error("a request failed in the model: %s: %s", type(e).__name__, e)
         return error(500, "inference_error", f"labelling failed: {type(e).__name__}: {e}")
@@ -170,18 +181,34 @@ async def info(request: Request) -> Response:
     if state.ner is None:
         return not_ready(state)
     ner, options = state.ner, state.options
-    return JSONResponse(
-        {
-            "model": state.model_name,
+    if isinstance(ner, GLiNERPipeline):
+        gliner = ner.gliner
+        described = {
+            "family": "gliner",
+            "backbone": gliner.model.backbone.config.model_type,
+            "span_mode": gliner.config.span_mode,
+            "labels": list(options.labels or ()),  # the default; a request may name its own
+            "window": gliner.max_tokens,
+        }
+        weights = next(gliner.model.parameters())
+        shown = {**options.as_json(), "batch_size": ner.batch_size}
+    else:
+        described = {
             "family": ner.model.config.model_type,
             "labels": list(ner.scheme.names),
             "window": ner.window_size,
+        }
+        weights, shown = ner.model, options.as_json()  # never the hub token
+    return JSONResponse(
+        {
+            "model": state.model_name,
+            **described,
             "version": __version__,
-            "device": str(ner.model.device),
-            "dtype": str(ner.model.dtype).removeprefix("torch."),
+            "device": str(weights.device),
+            "dtype": str(weights.dtype).removeprefix("torch."),
             # the mode it runs in (precision.py) and why: asked for, or dtype="auto"'s pick
             "precision": {"mode": ner.precision.mode.name, "reason": ner.precision.reason},
-            "options": options.as_json(),  # never the hub token
+            "options": shown,
             "limits": {
                 "max_request_bytes": state.limits.max_request_bytes,
                 "max_inputs": state.limits.max_inputs,
@@ -283,8 +310,8 @@ class Edge:
 
 
 def create_app(
-    load: Callable[[], NERPipeline],
-    options: PipelineOptions,
+    load: Callable[[], NERPipeline | GLiNERPipeline],
+    options: PipelineOptions | GLiNEROptions,
     limits: ServeLimits,
     *,
     model_name: str,

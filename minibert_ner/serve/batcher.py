@@ -1,6 +1,6 @@
 """Dynamic batching: concurrent requests share forward passes, each answer as if it ran alone.
 
-    batcher = DynamicBatcher(ner, max_batch_texts=32, max_wait=0.002, max_queue=256)
+    batcher = DynamicBatcher(ner.label, max_batch_texts=32, max_wait=0.002, max_queue=256)
     batcher.start()                                   # on the running event loop
     entities = await batcher.label(texts, options)    # one list per text, as ner(texts)
     await batcher.close()                             # labels what is queued, then stops
@@ -19,7 +19,10 @@ How a batch runs:
    at once, run through the model together (packed forward passes under the pipeline's
    `batch_size` and `max_batch_tokens`, so that texts of any lengths share a pass), each text's
    entities made with its own request's parameters. Each answer equals `ner(text, ...)` with
-   those parameters (scores to float rounding), whatever else was in its batch.
+   those parameters (scores to float rounding), whatever else was in its batch. A GLiNER
+   model's entry is `GLiNERPipeline.predict`: the batch's texts run together, each with its
+   request's labels (texts that decode alike share forward passes whatever their labels), and
+   each answer equals `GLiNER.inference` on that request alone.
 3. If a batch fails, each of its requests runs again alone, so a request that breaks the model
    fails alone and the others get their answers.
 4. After a batch, on the model thread, once the process's resident memory has grown by
@@ -41,8 +44,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..gliner.pipeline import GLiNEROptions
 from ..inference.options import PipelineOptions
-from ..inference.pipeline import Entities, NERPipeline
+from ..inference.pipeline import Entities, Labelled
 
 __all__ = ["BatchStats", "DynamicBatcher", "QueueFull"]
 
@@ -92,7 +96,7 @@ class QueueFull(Exception):
 @dataclass
 class Job:
     texts: list[str]
-    options: PipelineOptions
+    options: PipelineOptions | GLiNEROptions
     future: asyncio.Future
 
 
@@ -107,7 +111,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        ner: NERPipeline,
+        label: Callable[[list[str], list], Labelled],
         *,
         max_batch_texts: int,
         max_wait: float,
@@ -115,7 +119,7 @@ class DynamicBatcher:
         arriving: Callable[[], int] = lambda: 0,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
     ) -> None:
-        self.ner = ner
+        self.label_all = label  # NERPipeline.label or GLiNERPipeline.predict: one options per text
         self.max_batch_texts = max_batch_texts
         self.max_wait = max_wait
         self.max_queue = max_queue
@@ -137,8 +141,10 @@ class DynamicBatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def label(self, texts: list[str], options: PipelineOptions) -> list[Entities]:
-        """Entities of each text with `options` (as `NERPipeline.label` reads them). Raises
+    async def label(
+        self, texts: list[str], options: PipelineOptions | GLiNEROptions
+    ) -> list[Entities]:
+        """Entities of each text with `options` (as the model's entry reads them). Raises
         QueueFull at once when `max_queue` requests are waiting."""
         if len(self._pending) >= self.max_queue:
             raise QueueFull(f"{len(self._pending)} requests are waiting for the model")
@@ -218,7 +224,7 @@ class DynamicBatcher:
 
     def _label_together(self, jobs: list[Job]) -> tuple[list[list[Entities]], BatchStats]:
         texts = [text for job in jobs for text in job.texts]
-        labelled = self.ner.label(texts, [job.options for job in jobs for _ in job.texts])
+        labelled = self.label_all(texts, [job.options for job in jobs for _ in job.texts])
         results, start = [], 0
         for job in jobs:
             results.append(labelled.entities[start : start + len(job.texts)])

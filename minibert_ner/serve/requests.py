@@ -4,7 +4,13 @@
      "parameters": {"aggregation_strategy": "simple", "ignore_labels": ["O"], "stride": 64}}
 
 `huggingface_hub.InferenceClient.token_classification` sends exactly this (parameters it was
-not given are left out). Each refusal is a `RequestError` carrying its HTTP status:
+not given are left out). A server running a GLiNER model takes GLiNER's parameters instead:
+
+    {"inputs": ..., "parameters": {"labels": ["person", "company"], "threshold": 0.5,
+                                   "flat_ner": true, "multi_label": false}}
+
+each defaulting to the server's (`--labels`, `--threshold`, `--nested`, `--multi-label`); a
+request must name labels when the server has none. Each refusal is a `RequestError` carrying its HTTP status:
 1. a body that is not JSON (or not UTF-8): 400;
 2. a body that is not an object, a key other than inputs/parameters, inputs that are not one
    non-empty str or a non-empty list of them, a text that is not valid Unicode, an unknown
@@ -16,14 +22,16 @@ Nothing in a request names a file or a model: the server labels with the one mod
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import InputError
+from ..gliner.pipeline import GLiNEROptions
 from ..inference.options import REQUEST, PipelineOptions, fields_in
 
-__all__ = ["PARAMETERS", "LabelRequest", "RequestError", "parse_request"]
+__all__ = ["GLINER_PARAMETERS", "PARAMETERS", "LabelRequest", "RequestError", "parse_request"]
 
 PARAMETERS = fields_in(REQUEST)  # the options a request may change (marked in PipelineOptions)
+GLINER_PARAMETERS = tuple(f.name for f in fields(GLiNEROptions))  # what a GLiNER server's take
 
 
 class RequestError(InputError):
@@ -44,11 +52,15 @@ def invalid(message: str) -> RequestError:
 class LabelRequest:
     texts: list[str]
     single: bool  # "inputs" was one str: the answer is one list of entities, not a list of them
-    options: PipelineOptions  # the server's options with the request's parameters applied
+    # the server's options with the request's parameters applied
+    options: PipelineOptions | GLiNEROptions
 
 
-def parse_request(body: bytes, defaults: PipelineOptions, max_inputs: int) -> LabelRequest:
-    """The request in `body`, checked; `defaults` are the server's pipeline options."""
+def parse_request(
+    body: bytes, defaults: PipelineOptions | GLiNEROptions, max_inputs: int
+) -> LabelRequest:
+    """The request in `body`, checked; `defaults` are the server's options: a token
+    classifier's pipeline options, or a GLiNER model's."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
@@ -89,14 +101,28 @@ def parse_request(body: bytes, defaults: PipelineOptions, max_inputs: int) -> La
         parameters = {}
     if not isinstance(parameters, dict):
         raise invalid(f'"parameters" must be an object, got {kind(parameters)}')
-    unknown = sorted(set(parameters) - set(PARAMETERS))
+    gliner = isinstance(defaults, GLiNEROptions)
+    allowed, other = (GLINER_PARAMETERS, PARAMETERS) if gliner else (PARAMETERS, GLINER_PARAMETERS)
+    unknown = sorted(set(parameters) - set(allowed))
+    misplaced = [name for name in unknown if name in other]
+    if misplaced:
+        kinds = ("token-classification", "GLiNER") if gliner else ("GLiNER", "token-classification")
+        raise invalid(
+            f"parameter(s) {', '.join(misplaced)} are for {kinds[0]} models; this server runs a "
+            f"{kinds[1]} model: use {', '.join(allowed)}"
+        )
     if unknown:
-        raise invalid(f"unknown parameter(s) {', '.join(unknown)}; use {', '.join(PARAMETERS)}")
+        raise invalid(f"unknown parameter(s) {', '.join(unknown)}; use {', '.join(allowed)}")
     given = {name: value for name, value in parameters.items() if value is not None}
     try:
         options = defaults.replace(**given)
     except InputError as e:
         raise invalid(str(e)) from None
+    if isinstance(options, GLiNEROptions) and options.labels is None:
+        raise invalid(
+            "this server has no default labels (--labels): name the entity types in "
+            '"parameters": {"labels": ["person", "company"]}'
+        )
     return LabelRequest(texts, single, options)
 
 

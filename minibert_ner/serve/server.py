@@ -1,6 +1,11 @@
 """Run the server: bind, load the model, serve until SIGTERM or SIGINT, drain, exit.
 
     status = serve("dslim/distilbert-NER", PipelineOptions(), ServeLimits(), host="127.0.0.1")
+    status = serve("urchade/gliner_small-v2.1", PipelineOptions(), ServeLimits(),
+                   gliner={"labels": ["person"], "threshold": 0.5})   # a GLiNER model
+
+A folder (or hub id) with gliner_config.json is served as a GLiNER model, with or without
+default labels.
 
 The socket is bound before anything loads (a port in use is a one-line error at once, and port 0
 picks a free port, announced on stderr). SIGTERM or SIGINT stops accepting connections, lets
@@ -14,13 +19,15 @@ import asyncio
 import errno
 import socket
 import sys
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 import uvicorn
 
 from ..errors import InputError, MiniBertError
+from ..gliner.pipeline import GLiNEROptions, GLiNERPipeline, is_gliner_model
 from ..inference.options import PipelineOptions
-from ..inference.pipeline import pipeline
+from ..inference.pipeline import NERPipeline, pipeline
 from .app import create_app
 from .limits import MAX_PORT, ServeLimits
 from .protocol import http_protocol
@@ -129,16 +136,25 @@ def serve(
     port: int = 8000,
     log_level: str = "warning",
     announce: TextIO = sys.stderr,
+    gliner: Mapping[str, Any] | None = None,
 ) -> int:
-    """Serve `model` until a signal; the exit status (0 after a clean drain)."""
+    """Serve `model` until a signal; the exit status (0 after a clean drain). gliner: the
+    `GLiNEROptions` fields (labels, threshold, flat_ner, multi_label) a GLiNER model is served
+    with; given for a token classifier, other than their defaults, they are an InputError."""
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     server: GracefulServer | None = None
 
+    def load():
+        return ready(load_model(model, options, gliner))
+
     def ready(ner):
         # The first forward pass is slow (kernels chosen, memory taken): not a client's.
-        ner(WARM_UP)
+        if isinstance(ner, GLiNERPipeline):
+            ner.predict(WARM_UP, [ner.options.replace(labels=ner.labels or ["person"])])
+        else:
+            ner(WARM_UP)
         print(f"minibert-ner serve: ready ({ner!r})", file=announce, flush=True)
         return ner
 
@@ -147,7 +163,7 @@ def serve(
         server.should_exit = True
 
     app = create_app(
-        lambda: ready(pipeline(model, options=options)),
+        load,
         options,
         limits,
         model_name=model,
@@ -172,3 +188,22 @@ def serve(
     cut = f" ({server.cut} connection(s) cut at the drain timeout)" if server.cut else ""
     print(f"minibert-ner serve: stopped{cut}", file=announce, flush=True)
     return 0
+
+
+def load_model(
+    model: str, options: PipelineOptions, gliner: Mapping[str, Any] | None = None
+) -> NERPipeline | GLiNERPipeline:
+    """The pipeline the server runs: a GLiNER model's (the folder has gliner_config.json),
+    with `gliner`'s settings, or a token classifier's."""
+    settings = dict(gliner or {})
+    if is_gliner_model(model, revision=options.revision, token=options.token):
+        return GLiNERPipeline.from_options(model, options, **{"labels": None, **settings})
+    given = sorted(k for k, v in settings.items() if v != getattr(GLiNEROptions(), k))
+    if given:
+        flags = {"labels": "--labels", "threshold": "--threshold", "flat_ner": "--nested",
+                 "multi_label": "--multi-label"}  # fmt: skip
+        raise InputError(
+            f"{', '.join(flags.get(k, k) for k in given)}: for GLiNER models (gliner_config.json);"
+            f" {model} is a token classifier: drop them"
+        )
+    return pipeline(model, options=options)
