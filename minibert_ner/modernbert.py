@@ -15,13 +15,13 @@ in float32). A block is global (`full_attention`: every token sees every token, 
 checkpoints make every third block global (`global_attn_every_n_layers`). No LayerNorm has a bias
 and no projection either, unless the config says (`norm_bias`, `attention_bias`, `mlp_bias`).
 
-The local blocks cost no more than global ones where it matters: a row no longer than the window
-(+ 1) runs exactly as in a global block (every pair is within reach), and on long rows the fast
-path runs them in chunks of queries, each against only the keys within its reach
-(`local_attention_in_chunks`), so a row of T tokens costs T x (chunk + 2 x window) scores
-instead of T x T; in between, a dense band mask. An ONNX export traces `forward(...,
-any_length=True)`: no branch on the row length, the dense band in every local block, so that
-one graph holds at every length.
+A local block's fast path costs what a global one would, or less: a row no longer than the window
+(+ 1) runs exactly as in a global block (every pair is within reach); a row long enough for it
+runs in chunks of queries, each against only the keys within its reach (`local_chunk`), so a
+row of T tokens costs T x (chunk + 2 x window) scores instead of T x T; in between, a dense band
+mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared by
+every block. An ONNX export traces `forward(..., any_length=True)`: no branch on the row
+length, the dense band in every local block, so that one graph holds at every length.
 
 Packed batches (`packing.py`) as in the other model files: every projection runs on the real
 tokens only, and attention per group of rows of similar length, each row in a group starting at
@@ -201,10 +201,11 @@ class Biases:
 
 def local_chunk(T: int, window: int) -> int | None:
     """Queries per chunk of a local block's fast path on a row of T tokens, or None: the row
-    in one piece. Chunks of `window` queries (each against 3 x window keys) once they hold
-    fewer scores than the row's T x T: cheaper than full attention from there on, where the
-    dense band is not (the table in docs/families.md)."""
-    chunk = max(window, 32)  # fewer queries than that cost more in calls than they save
+    in one piece. Chunks of half the window's queries (at least 32), each against the
+    2 x window + chunk keys within reach, as soon as they hold fewer scores than the whole row:
+    from there on they cost less than full attention, where the dense band costs a little more
+    (the table in docs/families.md; ModernBERT's window of 64: chunks of 32 from 161 tokens)."""
+    chunk = max(window // 2, 32)  # smaller chunks cost more in SDPA calls than they save
     return chunk if T > chunk + 2 * window else None
 
 
