@@ -17,9 +17,9 @@ and no projection either, unless the config says (`norm_bias`, `attention_bias`,
 
 A local block's fast path costs what a global one would, or less: a row no longer than the window
 (+ 1) runs exactly as in a global block (every pair is within reach); a row long enough for it
-runs in chunks of queries, each against only the keys within its reach (`local_chunk`), so a
-row of T tokens costs T x (chunk + 2 x window) scores instead of T x T; in between, a dense band
-mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared by
+runs in chunks of queries, each against only the keys within its reach
+(`queries_per_chunk`), so a row of T tokens costs T x (chunk + 2 x window) scores instead of
+T x T; in between, a dense band mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared by
 every block. An ONNX export traces `forward(..., any_length=True)`: no branch on the row
 length, the dense band in every local block, so that one graph holds at every length.
 
@@ -56,7 +56,7 @@ __all__ = [
     "Positions",
     "PredictionHead",
     "band_bias",
-    "local_chunk",
+    "queries_per_chunk",
     "rotary_tables",
 ]
 
@@ -199,7 +199,7 @@ class Biases:
         return self.made[key]  # type: ignore[return-value]
 
 
-def local_chunk(T: int, window: int) -> int | None:
+def queries_per_chunk(T: int, window: int) -> int | None:
     """Queries per chunk of a local block's fast path on a row of T tokens, or None: the row
     in one piece. Chunks of half the window's queries (at least 32), each against the
     2 x window + chunk keys within reach, as soon as they hold fewer scores than the whole row:
@@ -246,7 +246,7 @@ class ModernBertAttention(nn.Module):
     also returns the attention probabilities.
     """
 
-    # queries per chunk of a local block's fast path; None: `local_chunk(T, window)` decides
+    # queries per chunk of a local block's fast path; None: `queries_per_chunk` picks
     local_chunk: int | None = None
 
     def __init__(self, config: ModelConfig, layer_type: str) -> None:
@@ -317,7 +317,7 @@ class ModernBertAttention(nn.Module):
             window = None
         chunk = None  # queries per chunk of the band, None: the row in one piece
         if fast and window is not None and not any_length:
-            chunk = local_chunk(T, window) if self.local_chunk is None else self.local_chunk
+            chunk = queries_per_chunk(T, window) if self.local_chunk is None else self.local_chunk
             chunk = chunk if chunk is not None and T > chunk + 2 * window else None
 
         probs = None

@@ -19,7 +19,7 @@ alternating, best of `repeat` each:
 - `attention`: one local block's attention (window 64 each side) on one row of each of the
   `attention-tokens` lengths: its fast path (`local`: SDPA as in a global block within the
   window + 1, the dense band, or chunks of queries each against the keys within reach, as
-  `local_chunk` picks), with the biases made by an earlier block of the forward pass as they
+  `queries_per_chunk` picks), with the biases made by an earlier block of the forward pass as they
   are for all but the first, beside the same block run as a global one (`global`: SDPA over all
   T x T, no mask) and a dense T x T band mask at every length (`dense`: what the readable path
   and transformers' SDPA path do); `biases`: making the local biases, once per forward pass.
@@ -131,14 +131,14 @@ def attention_row(local, full, T: int, repeat: int) -> dict:
     """`attention_costs` on one row of T tokens, the paths alternating (`best`)."""
     import torch
 
-    from minibert_ner.modernbert import Biases, local_chunk
+    from minibert_ner.modernbert import Biases, queries_per_chunk
 
     window = local.window
     q, k, v = (torch.randn(1, T, full.num_heads * full.head_size) for _ in range(3))
     shared, dense = Biases(None), Biases(None)
     local.attend(q, k, v, shared)  # the first local block of a forward pass makes them
     local.attend(q, k, v, dense, any_length=True)
-    chunk = local_chunk(T, window) if T > window + 1 else None
+    chunk = queries_per_chunk(T, window) if T > window + 1 else None
 
     def make() -> None:  # what the first local block of a forward pass adds
         made = Biases(None)

@@ -19,7 +19,7 @@ import minibert_ner
 from minibert_ner import ConfigError, ModernBertTokenClassifier, Tokenizer, load_model, save_model
 from minibert_ner.config import ModelConfig
 from minibert_ner.inference.aggregation import STRATEGIES
-from minibert_ner.modernbert import Biases, local_chunk
+from minibert_ner.modernbert import Biases, queries_per_chunk
 
 from .helpers.assertions import assert_same_entities, assert_same_outputs, max_diff
 from .helpers.data import conll_sentences
@@ -70,7 +70,7 @@ def test_every_local_path_equals_the_readable_one(tmp_path) -> None:
     model = load_model(make_modernbert_checkpoint(tmp_path, labels=LABELS))
     local = [b.attention for b in model.layers if b.attention.window is not None]
     window = local[0].window
-    chunked = next(T for T in range(1, 100) if local_chunk(T, window) is not None)
+    chunked = next(T for T in range(1, 100) if queries_per_chunk(T, window) is not None)
     assert window == 4 and chunked == 32 + 2 * 4 + 1  # chunks of 32 queries
     generator = torch.Generator().manual_seed(3)
     paths = set()
