@@ -15,12 +15,12 @@ in float32). A block is global (`full_attention`: every token sees every token, 
 checkpoints make every third block global (`global_attn_every_n_layers`). No LayerNorm has a bias
 and no projection either, unless the config says (`norm_bias`, `attention_bias`, `mlp_bias`).
 
-A local block's fast path costs what a global one would, or less: a row no longer than the window
-(+ 1) runs exactly as in a global block (every pair is within reach); a row long enough for it
-runs in chunks of queries, each against only the keys within its reach
-(`queries_per_chunk`), so a row of T tokens costs T x (chunk + 2 x window) scores instead of
-T x T; in between, a dense band mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared by
-every block. An ONNX export traces `forward(..., any_length=True)`: no branch on the row
+A local block's fast path costs about what a global one would, or less: a row no longer than the
+window (+ 1) runs exactly as in a global block (every pair is within reach); a row long enough
+runs in chunks of queries, each against only the keys within its reach (`queries_per_chunk`),
+so a row of T tokens costs T x (chunk + 2 x window) scores instead of T x T; in between, a dense
+band mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared
+by every block. An ONNX export traces `forward(..., any_length=True)`: no branch on the row
 length, the dense band in every local block, so that one graph holds at every length.
 
 Packed batches (`packing.py`) as in the other model files: every projection runs on the real
@@ -156,9 +156,9 @@ def band_bias(
 
 class Biases:
     """The attention biases of one batch of rows (or one packed row group), each made at its
-    first use in a forward pass and then shared by every block: building a (T, T) band costs
-    about a tenth of a block's attention, as much as the mask costs SDPA
-    (scripts/modernbert_speed.py). `keep` (B, T) bool: the real keys; None: no padding."""
+    first use in a forward pass and then shared by every block: making a local block's costs
+    up to a fifth of its attention (scripts/modernbert_speed.py). `keep` (B, T) bool: the real
+    keys; None: no padding."""
 
     def __init__(self, keep: torch.Tensor | None) -> None:
         self.keep = keep
@@ -172,8 +172,8 @@ class Biases:
         return self.made[key]  # type: ignore[return-value]
 
     def band(self, T: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """A local block's dense band |q - k| <= window, and padding: (1 or B, 1, T, T). T may
-        be a traced value (ONNX export): tensor ops only."""
+        """A local block's dense band |q - k| <= window, and padding: (1 or B, 1, T, T). Tensor
+        ops on positions from T, a traced value too (ONNX export)."""
         key = ("band", T, window, dtype)
         if key not in self.made:
             at = torch.arange(T, device=device)  # (T,) positions
@@ -184,7 +184,8 @@ class Biases:
         self, T: int, window: int, chunk: int, dtype: torch.dtype, device: torch.device
     ) -> list[tuple[slice, slice, torch.Tensor]]:
         """A local block's band in chunks of `chunk` queries: for each, its queries, the keys
-        within `window` of them, and its bias (1 or B, 1, queries, keys)."""
+        within `window` of them, and its bias (1 or B, 1, queries, keys). A key outside a
+        chunk's reach would get a zero weight anyway: real tokens get the dense band's numbers."""
         key = ("chunks", T, window, chunk, dtype)
         if key not in self.made:
             at = torch.arange(T, device=device)  # (T,) positions
