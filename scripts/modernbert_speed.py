@@ -19,10 +19,10 @@ alternating, best of `repeat` each:
 - `attention`: one local block's attention (window 64 each side) on one row of each of the
   `attention-tokens` lengths: its fast path (`local`: SDPA as in a global block within the
   window + 1, the dense band, or chunks of queries each against the keys within reach, as
-  `queries_per_chunk` picks), with the biases made by an earlier block of the forward pass as they
-  are for all but the first, beside the same block run as a global one (`global`: SDPA over all
-  T x T, no mask) and a dense T x T band mask at every length (`dense`: what the readable path
-  and transformers' SDPA path do); `biases`: making the local biases, once per forward pass.
+  `queries_per_chunk` picks), its masks made by an earlier block as in a forward pass for all
+  local blocks but the first, beside the same block run as a global one (`global`: SDPA over
+  all T x T, no mask) and a dense T x T band mask at every length (`dense`: what the readable
+  path and transformers' SDPA path do); `biases`: making the masks, once per forward pass.
   `--attention-only` measures only this, with no model but the one block (ModernBERT-base's).
 
 Prints one JSON object; the ratios are minibert-ner's time / transformers' (or / global's).
