@@ -202,12 +202,12 @@ class Biases:
 
 def queries_per_chunk(T: int, window: int) -> int | None:
     """Queries per chunk of a local block's fast path on a row of T tokens, or None: the row
-    in one piece. Chunks of half the window's queries (at least 32), each against the
-    2 x window + chunk keys within reach, as soon as they hold fewer scores than the whole row:
-    from there on they cost less than full attention, where the dense band costs a little more
-    (the table in docs/families.md; ModernBERT's window of 64: chunks of 32 from 161 tokens)."""
-    chunk = max(window // 2, 32)  # smaller chunks cost more in SDPA calls than they save
-    return chunk if T > chunk + 2 * window else None
+    in one piece. Chunks of the window's size (at least 32 queries), each against the
+    chunk + 2 x window keys within reach, once those are under two thirds of the row: each SDPA
+    call costs something of its own, so fewer scores alone do not pay (ModernBERT's window of
+    64: chunks of 64 from 289 tokens; the table in docs/families.md)."""
+    chunk = max(window, 32)
+    return chunk if 2 * T > 3 * (chunk + 2 * window) else None
 
 
 @dataclass
