@@ -15,13 +15,13 @@ in float32). A block is global (`full_attention`: every token sees every token, 
 checkpoints make every third block global (`global_attn_every_n_layers`). No LayerNorm has a bias
 and no projection either, unless the config says (`norm_bias`, `attention_bias`, `mlp_bias`).
 
-The local blocks cost no more than global ones where it matters: a row no longer than the window
-(+ 1) runs exactly as in a global block (every pair is within reach), and on long rows the fast
-path runs them in chunks of queries, each against only the keys within its reach
-(`local_attention_in_chunks`), so a row of T tokens costs T x (chunk + 2 x window) scores
-instead of T x T; in between, a dense band mask. An ONNX export traces `forward(...,
-any_length=True)`: no branch on the row length, the dense band in every local block, so that
-one graph holds at every length.
+A local block's fast path costs about what a global one would, or less: a row no longer than the
+window (+ 1) runs exactly as in a global block (every pair is within reach); a row long enough
+runs in chunks of queries, each against only the keys within its reach (`queries_per_chunk`),
+so a row of T tokens costs T x (chunk + 2 x window) scores instead of T x T; in between, a dense
+band mask. The masks (`Biases`) are made once per forward pass, at their first use, and shared
+by every block. An ONNX export traces `forward(..., any_length=True)`: no branch on the row
+length, the dense band in every local block, so that one graph holds at every length.
 
 Packed batches (`packing.py`) as in the other model files: every projection runs on the real
 tokens only, and attention per group of rows of similar length, each row in a group starting at
@@ -46,6 +46,7 @@ from .config import ACTIVATIONS, GLOBAL, ModelConfig
 from .packing import Packed, packing_for
 
 __all__ = [
+    "Biases",
     "GeGLU",
     "ModernBertAttention",
     "ModernBertBlock",
@@ -55,6 +56,7 @@ __all__ = [
     "Positions",
     "PredictionHead",
     "band_bias",
+    "queries_per_chunk",
     "rotary_tables",
 ]
 
@@ -152,13 +154,69 @@ def band_bias(
     return torch.where(allowed, zero, torch.finfo(dtype).min)
 
 
+class Biases:
+    """The attention biases of one batch of rows (or one packed row group), each made at its
+    first use in a forward pass and then shared by every block: making a local block's costs
+    up to a fifth of its attention (scripts/modernbert_speed.py). `keep` (B, T) bool: the real
+    keys; None: no padding."""
+
+    def __init__(self, keep: torch.Tensor | None) -> None:
+        self.keep = keep
+        self.made: dict[tuple, object] = {}
+
+    def padding(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """A global block's: only padding hidden, (B, 1, 1, T), or None."""
+        key = ("padding", dtype)
+        if key not in self.made:
+            self.made[key] = attention_mask_bias(self.keep, dtype)
+        return self.made[key]  # type: ignore[return-value]
+
+    def band(self, T: int, window: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A local block's dense band |q - k| <= window, and padding: (1 or B, 1, T, T). Tensor
+        ops on positions from T, a traced value too (ONNX export)."""
+        key = ("band", T, window, dtype)
+        if key not in self.made:
+            at = torch.arange(T, device=device)  # (T,) positions
+            self.made[key] = band_bias(at, at, window, self.keep, dtype)
+        return self.made[key]  # type: ignore[return-value]
+
+    def chunks(
+        self, T: int, window: int, chunk: int, dtype: torch.dtype, device: torch.device
+    ) -> list[tuple[slice, slice, torch.Tensor]]:
+        """A local block's band in chunks of `chunk` queries: for each, its queries, the keys
+        within `window` of them, and its bias (1 or B, 1, queries, keys). A key outside a
+        chunk's reach would get a zero weight anyway: real tokens get the dense band's numbers."""
+        key = ("chunks", T, window, chunk, dtype)
+        if key not in self.made:
+            at = torch.arange(T, device=device)  # (T,) positions
+            made = []
+            for start in range(0, T, chunk):
+                end = min(T, start + chunk)
+                lo, hi = max(0, start - window), min(T, end + window)  # the keys these reach
+                keep = None if self.keep is None else self.keep[:, lo:hi]
+                bias = band_bias(at[start:end], at[lo:hi], window, keep, dtype)
+                made.append((slice(start, end), slice(lo, hi), bias))
+            self.made[key] = made
+        return self.made[key]  # type: ignore[return-value]
+
+
+def queries_per_chunk(T: int, window: int) -> int | None:
+    """Queries per chunk of a local block's fast path on a row of T tokens, or None: the row
+    in one piece. Chunks of the window's size (at least 32 queries), each against the
+    chunk + 2 x window keys within reach, once those are under two thirds of the row: each SDPA
+    call costs something of its own, so fewer scores alone do not pay (ModernBERT's window of
+    64: chunks of 64 from 289 tokens; the table in docs/families.md)."""
+    chunk = max(window, 32)
+    return chunk if 2 * T > 3 * (chunk + 2 * window) else None
+
+
 @dataclass
 class Positions:
     """What every block's attention needs besides x, made once per forward pass."""
 
     rotary: dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer type -> cos, sin (T or N, 1, hs)
-    keep: torch.Tensor | None  # (B, T) bool: the real keys; None: no padding
-    packed: Packed | None = None  # packed rows: each row group's keep (b, t) bool or None
+    biases: Biases  # the padded rows' attention biases (unused when packed)
+    packed: Packed | None = None  # packed rows: each row group's Biases
     any_length: bool = False  # a trace: one attention path, exact at every row length
 
 
@@ -189,7 +247,8 @@ class ModernBertAttention(nn.Module):
     also returns the attention probabilities.
     """
 
-    local_chunk = 256  # queries per chunk of a local block's fast path on long rows
+    # queries per chunk of a local block's fast path; None: `queries_per_chunk` picks
+    local_chunk: int | None = None
 
     def __init__(self, config: ModelConfig, layer_type: str) -> None:
         super().__init__()
@@ -221,10 +280,10 @@ class ModernBertAttention(nn.Module):
         k = rotate(k.view(*lead, nh, hs), cos, sin).view(*lead, nh * hs)
         if positions.packed is not None:
             y = positions.packed.attend(
-                lambda q, k, v, keep: self.attend(q, k, v, keep)[0], q, k, v
+                lambda q, k, v, biases: self.attend(q, k, v, biases)[0], q, k, v
             )
             return self.output_dropout(self.project(y, x.dtype)), None  # (N, H)
-        y, probs = self.attend(q, k, v, positions.keep, output_attentions, positions.any_length)
+        y, probs = self.attend(q, k, v, positions.biases, output_attentions, positions.any_length)
         return self.output_dropout(self.project(y, x.dtype)), probs  # (B, T, H)
 
     def project(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -236,14 +295,14 @@ class ModernBertAttention(nn.Module):
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
-        keep: torch.Tensor | None,
+        biases: Biases,
         output_attentions: bool = False,
         any_length: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Rotated q, k and v (B, T, nh*hs), `keep` (B, T) bool the real keys (None: all) ->
-        the heads' outputs side by side (B, T, nh*hs), and the attention probabilities
-        (B, nh, T, T) on the readable path. any_length: for a trace, whose T is a traced value
-        (ONNX export): no branch on T, a local block always masks the band."""
+        """Rotated q, k and v (B, T, nh*hs), the rows' `biases` -> the heads' outputs side by
+        side (B, T, nh*hs), and the attention probabilities (B, nh, T, T) on the readable path.
+        any_length: for a trace, whose T is a traced value (ONNX export): no branch on T, a
+        local block always masks the dense band."""
         B, T, _ = q.shape
         nh, hs = self.num_heads, self.head_size
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -257,17 +316,24 @@ class ModernBertAttention(nn.Module):
         # and the band is exact at every length.
         if window is not None and not any_length and T <= window + 1:
             window = None
+        chunk = None  # queries per chunk of the band, None: the row in one piece
+        if fast and window is not None and not any_length:
+            chunk = queries_per_chunk(T, window) if self.local_chunk is None else self.local_chunk
+            chunk = chunk if chunk is not None and T > chunk + 2 * window else None
 
         probs = None
-        chunks = fast and window is not None and not any_length
-        if chunks and T > self.local_chunk + 2 * window:
-            y = self.local_attention_in_chunks(q, k, v, keep, dropout_p)
+        if window is not None and chunk is not None:  # the band in chunks of queries
+            y = torch.empty_like(q)  # (B, nh, T, hs)
+            for queries, keys, bias in biases.chunks(T, window, chunk, q.dtype, q.device):
+                y[:, :, queries] = F.scaled_dot_product_attention(
+                    q[:, :, queries], k[:, :, keys], v[:, :, keys], attn_mask=bias,
+                    dropout_p=dropout_p,
+                )  # fmt: skip
         else:
             if window is None:  # global: only padding is hidden, (B, 1, 1, T) or None
-                bias = attention_mask_bias(keep, q.dtype)
+                bias = biases.padding(q.dtype)
             else:  # local: the band |q - k| <= window, and padding: (1 or B, 1, T, T)
-                at = torch.arange(T, device=q.device)  # (T,) positions, from a traced T too
-                bias = band_bias(at, at, window, keep, q.dtype)
+                bias = biases.band(T, window, q.dtype, q.device)
             if fast:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             else:
@@ -278,33 +344,6 @@ class ModernBertAttention(nn.Module):
                 y = F.dropout(probs, dropout_p) @ v  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # heads side by side
         return y, probs
-
-    def local_attention_in_chunks(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        keep: torch.Tensor | None,
-        dropout_p: float,
-    ) -> torch.Tensor:
-        """Sliding-window attention, SDPA on chunks of `local_chunk` queries, each against the
-        keys within `window` of it: (B, nh, T, hs) -> (B, nh, T, hs). A key outside the chunk's
-        reach would get a zero weight anyway, so real tokens get the dense band's numbers."""
-        T, w = q.shape[2], self.window
-        assert w is not None
-        y = torch.empty_like(q)
-        at = torch.arange(T, device=q.device)  # (T,) positions
-        for start in range(0, T, self.local_chunk):
-            end = min(T, start + self.local_chunk)
-            lo, hi = max(0, start - w), min(T, end + w)  # the keys these queries reach
-            bias = band_bias(  # (1 or B, 1, end-start, hi-lo)
-                at[start:end], at[lo:hi], w, None if keep is None else keep[:, lo:hi], q.dtype
-            )
-            y[:, :, start:end] = F.scaled_dot_product_attention(
-                q[:, :, start:end], k[:, :, lo:hi], v[:, :, lo:hi], attn_mask=bias,
-                dropout_p=dropout_p,
-            )  # fmt: skip
-        return y
 
 
 class GeGLU(nn.Module):
@@ -424,13 +463,13 @@ class ModernBertTokenClassifier(nn.Module):
             x = packing.pack(x)  # (N, H)
             # each packed token's position in its row: its slot in the flat (B*T) batch, mod T
             where = self.rotary(packing.positions % T, x.dtype)  # (N, 1, hs) tables
-            per_group = [None if g.mask is None else g.mask.bool() for g in packing.groups]
-            positions = Positions(where, None, Packed(packing, per_group))
+            per_group = [Biases(None if g.mask is None else g.mask.bool()) for g in packing.groups]
+            positions = Positions(where, Biases(None), Packed(packing, per_group))
         else:
             where = self.rotary(torch.arange(T, device=x.device), x.dtype)  # (T, 1, hs) tables
             if keep is not None and not any_length and bool(keep.all()):
                 keep = None  # no padding: no mask, SDPA's fastest kernel
-            positions = Positions(where, keep, any_length=any_length)
+            positions = Positions(where, Biases(keep), any_length=any_length)
         unpack = packing.unpack if packing is not None else lambda t: t  # -> (B, T, ·)
         hidden_states = [unpack(x)] if output_hidden_states else None
         attentions = [] if output_attentions else None

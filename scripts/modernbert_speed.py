@@ -1,8 +1,8 @@
 """ModernBERT-base's shape beside transformers, in one run: CoNLL test sentences, a long document
 in one 8k window, and what a local (sliding-window) block's attention costs beside a global one.
 
-    python scripts/modernbert_speed.py [--sentences 100] [--doc-tokens 4000]
-                                       [--attention-tokens 8192] [--repeat 2]
+    python scripts/modernbert_speed.py [--sentences 100] [--doc-tokens 4000] [--repeat 2]
+                                       [--attention-tokens 64 100 ... 8192] [--attention-only]
 
 The model is a random ModernBertForTokenClassification in ModernBERT-base's shape (22 layers x
 768, 12 heads, GeGLU 1152, global attention every third block, local window 128; vocabulary
@@ -16,10 +16,14 @@ alternating, best of `repeat` each:
 - `long`: one document of about `doc-tokens` tokens (CoNLL test sentences joined), within one
   8,192-token window, so both run the same single forward pass over it (its logits are
   compared too: the largest difference is printed, and whether the entities are the same);
-- `attention`: one local block's attention at T = `attention-tokens` (8,192: a full window),
-  its fast path (SDPA on chunks of queries, each against the keys within reach) beside the same
-  block run as a global one (SDPA over all T x T) and the local block with a dense T x T band
-  mask (what the readable path and transformers' SDPA path do).
+- `attention`: one local block's attention (window 64 each side) on one row of each of the
+  `attention-tokens` lengths: its fast path (`local`: SDPA as in a global block within the
+  window + 1, the dense band, or chunks of queries each against the keys within reach, as
+  `queries_per_chunk` picks), its masks made by an earlier block as in a forward pass for all
+  local blocks but the first, beside the same block run as a global one (`global`: SDPA over
+  all T x T, no mask) and a dense T x T band mask at every length (`dense`: what the readable
+  path and transformers' SDPA path do); `biases`: making the masks, once per forward pass.
+  `--attention-only` measures only this, with no model but the one block (ModernBERT-base's).
 
 Prints one JSON object; the ratios are minibert-ner's time / transformers' (or / global's).
 """
@@ -108,36 +112,68 @@ def best(fns: dict, repeat: int, results: dict | None = None) -> dict[str, float
     return {name: min(values) for name, values in times.items()}
 
 
-def attention_costs(model, T: int, repeat: int) -> dict[str, float]:
-    """One local block's attention on T tokens: chunked local, as a global block, dense band."""
+def attention_costs(lengths: list[int], repeat: int) -> list[dict]:
+    """One local block's attention (module docstring) at each row length: its path, the times
+    in ms and their ratios to `global`."""
     import torch
 
-    attention = next(b.attention for b in model.layers if b.attention.window is not None)
-    H = model.config.hidden_size
-    q, k, v = (torch.randn(1, T, H) for _ in range(3))
-    window = attention.window
+    from minibert_ner.config import ModelConfig
+    from minibert_ner.modernbert import ModernBertAttention
 
-    def run(chunk: int, as_global: bool = False):
-        def go() -> None:
-            attention.local_chunk, attention.window = chunk, None if as_global else window
-            try:
-                with torch.inference_mode():
-                    attention.attend(q, k, v, None)
-            finally:
-                attention.local_chunk, attention.window = 256, window
+    config = ModelConfig.from_dict({"model_type": "modernbert", **BASE})
+    local = ModernBertAttention(config, "sliding_attention").eval()
+    full = ModernBertAttention(config, "full_attention").eval()
+    with torch.inference_mode():
+        return [attention_row(local, full, T, repeat) for T in lengths]
 
-        return go
 
-    return best({"local": run(256), "global": run(256, True), "local_dense": run(T)}, repeat)
+def attention_row(local, full, T: int, repeat: int) -> dict:
+    """`attention_costs` on one row of T tokens, the paths alternating (`best`)."""
+    import torch
+
+    from minibert_ner.modernbert import Biases, queries_per_chunk
+
+    window = local.window
+    q, k, v = (torch.randn(1, T, full.num_heads * full.head_size) for _ in range(3))
+    shared, dense = Biases(None), Biases(None)
+    local.attend(q, k, v, shared)  # the first local block of a forward pass makes them
+    local.attend(q, k, v, dense, any_length=True)
+    chunk = queries_per_chunk(T, window) if T > window + 1 else None
+
+    def make() -> None:  # what the first local block of a forward pass adds
+        made = Biases(None)
+        if chunk is not None:
+            made.chunks(T, window, chunk, q.dtype, q.device)
+        elif T > window + 1:
+            made.band(T, window, q.dtype, q.device)
+
+    times = best({
+        "global": lambda: full.attend(q, k, v, Biases(None)),
+        "local": lambda: local.attend(q, k, v, shared),
+        "dense": lambda: local.attend(q, k, v, dense, any_length=True),
+        "biases": make,
+    }, repeat)  # fmt: skip
+    path = "global" if T <= window + 1 else "dense band" if chunk is None else f"chunks of {chunk}"
+    row: dict = {"tokens": T, "path": path, "global ms": round(times["global"] * 1e3, 3)}
+    return row | {
+        f"{n} / global": round(times[n] / times["global"], 3) for n in times if n != "global"
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sentences", type=int, default=100)
     p.add_argument("--doc-tokens", type=int, default=4000)
-    p.add_argument("--attention-tokens", type=int, default=8192)
+    p.add_argument("--attention-tokens", type=int, nargs="+",
+                   default=[64, 100, 200, 300, 384, 600, 2048, 8192])  # fmt: skip
+    p.add_argument("--attention-only", action="store_true")
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
+
+    if args.attention_only:
+        print(json.dumps({"attention": attention_costs(args.attention_tokens, args.repeat)},
+                         indent=1))  # fmt: skip
+        return
 
     import torch
     import transformers
@@ -174,7 +210,7 @@ def main() -> None:
     with torch.inference_mode():
         batch = ours.tokenizer.to_tensors([ours.tokenizer.encode(doc)])
         logits_diff = (ours.model(**batch).logits - theirs.model(**batch).logits).abs().max()
-    attention = attention_costs(ours.model, args.attention_tokens, args.repeat)
+    attention = attention_costs(args.attention_tokens, args.repeat)
     print(json.dumps({
         "model": "ModernBERT-base shape, random weights (transformers-made)",
         "threads": torch.get_num_threads(),
@@ -183,9 +219,7 @@ def main() -> None:
         "long": {"tokens": doc_tokens, "entities": len(got), "same_entities": same,
                  "logits_max_abs_diff": logits_diff.item(), **long,
                  "ratio": long["ours"] / long["transformers"]},
-        "attention": {"tokens": args.attention_tokens, **attention,
-                      "local / global": attention["local"] / attention["global"],
-                      "local_dense / global": attention["local_dense"] / attention["global"]},
+        "attention": attention,
     }, indent=1))  # fmt: skip
 
 

@@ -19,6 +19,7 @@ import minibert_ner
 from minibert_ner import ConfigError, ModernBertTokenClassifier, Tokenizer, load_model, save_model
 from minibert_ner.config import ModelConfig
 from minibert_ner.inference.aggregation import STRATEGIES
+from minibert_ner.modernbert import Biases, ModernBertAttention, queries_per_chunk
 
 from .helpers.assertions import assert_same_entities, assert_same_outputs, max_diff
 from .helpers.data import conll_sentences
@@ -45,8 +46,9 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_parity_with_transformers(case, tmp_path) -> None:
     """Logits (readable path, SDPA, packed), every hidden state and every attention map entry;
-    rows of 40 tokens against a window of 4 on each side; then the local blocks' fast path in
-    chunks of 8 queries (on long rows it runs so)."""
+    rows of 40 tokens against a window of 4 on each side (SDPA: the dense band, the packed
+    rows of 5 and 3 tokens as in global blocks); then the local blocks' fast path in chunks of 8
+    queries (as it runs on long rows)."""
     from .helpers.checkpoints import load_reference
 
     folder = make_modernbert_checkpoint(tmp_path, labels=LABELS, **CASES[case])
@@ -61,12 +63,39 @@ def test_parity_with_transformers(case, tmp_path) -> None:
     assert_same_outputs(ref, ours, ids, mask, f"modernbert {case}, local blocks in chunks", TOL)
 
 
+def test_every_local_path_equals_the_readable_one() -> None:
+    """A local block's fast path (a global block's within the window + 1, the dense band,
+    chunks) equals the readable path at every row length on both sides of each threshold, with
+    padded keys and without, the second block reusing the masks the first made."""
+    config = ModelConfig.from_dict({"model_type": "modernbert", "hidden_size": 16,
+                                    "num_attention_heads": 2, "local_attention": 8})  # fmt: skip
+    attention = ModernBertAttention(config, "sliding_attention")
+    window = attention.window
+    chunked = next(T for T in range(1, 100) if queries_per_chunk(T, window) is not None)
+    assert window == 4 and chunked == 61  # chunks of 32 queries against 40 keys
+    generator = torch.Generator().manual_seed(3)
+    paths = set()
+    for T in range(1, chunked + 3):
+        q, k, v = torch.randn(3, 2, T, config.hidden_size, generator=generator)
+        keep = torch.ones(2, T, dtype=torch.bool)
+        keep[1, T - T // 3 :] = False  # the second row padded
+        for mask in (None, keep):
+            readable = attention.attend(q, k, v, Biases(mask), output_attentions=True)[0]
+            real = slice(None) if mask is None else mask  # padded queries' rows may differ
+            shared = Biases(mask)
+            for _ in range(2):  # two blocks of a forward pass
+                fast = attention.attend(q, k, v, shared)[0]
+                assert max_diff(fast[real], readable[real]) <= 1e-5, (T, mask is not None)
+            paths.add(tuple(key[0] for key in shared.made))
+    assert paths == {("padding",), ("band",), ("chunks",)}
+
+
 def test_the_window_stays_within_each_packed_row(tmp_path) -> None:
     """Packed, a row's tokens are its own: each row equals itself alone (no window reaches a
     neighbour), in both local paths."""
     model = load_model(make_modernbert_checkpoint(tmp_path, labels=LABELS))
     ids, mask = padded_batch(model.config.vocab_size, [30, 12, 29, 7], seed=2)
-    for chunk in (256, 8):
+    for chunk in (None, 8):
         for block in model.layers:
             block.attention.local_chunk = chunk
         with torch.inference_mode():
