@@ -329,6 +329,12 @@ def test_bad_options_and_folders(exported, distilbert, tmp_path, capsys) -> None
     )
     assert code == 2 and err.count("\n") == 1 and "not empty and holds no earlier export" in err
     assert [p.name for p in taken.iterdir()] == ["mine.txt"]
+    gliner = Path(__file__).parent / "fixtures" / "gliner" / "deberta_span"
+    code, out, err = run_in_process(
+        ["export", "--model", str(gliner), "--output", str(tmp_path / "g")], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "is a GLiNER model" in err
+    assert not (tmp_path / "g").exists()
     (exported / "pipeline.json").write_text("{", "utf-8")
     try:
         with pytest.raises(minibert_ner.ConfigError, match="cannot read"):

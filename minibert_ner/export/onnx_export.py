@@ -140,6 +140,13 @@ def export_onnx(
         if tokenizer is None:
             raise InputError("a loaded model needs its tokenizer: pass tokenizer=")
     else:
+        from ..gliner.pipeline import is_gliner_model
+
+        if is_gliner_model(model, revision=revision, token=token):
+            raise InputError(
+                f"{model} is a GLiNER model: ONNX export runs token classifiers only (GLiNER's "
+                "span head is not exported); run it with minibert_ner.GLiNER or --labels"
+            )
         tokenizer = model if tokenizer is None else tokenizer
         model = load_model(model, revision=revision, token=token)
     if not isinstance(tokenizer, Tokenizer):
