@@ -67,6 +67,22 @@ def unigram_tokenizer(tmp_path_factory, conll_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def deberta_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    """DeBERTa-v3 SentencePiece Unigram learnt from CoNLL train (tests/helpers/deberta.py)."""
+    from .helpers.deberta import train_deberta_v3_tokenizer
+
+    return train_deberta_v3_tokenizer(tmp_path_factory.mktemp("deberta_tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def modernbert_tokenizer(tmp_path_factory, conll_dir) -> Path:
+    """ModernBERT's byte-level BPE learnt from CoNLL train (tests/helpers/modernbert.py)."""
+    from .helpers.modernbert import train_modernbert_tokenizer
+
+    return train_modernbert_tokenizer(tmp_path_factory.mktemp("modernbert_tokenizer"))
+
+
+@pytest.fixture(scope="session")
 def camembert_tokenizer(tmp_path_factory, conll_dir) -> Path:
     """CamemBERT SentencePiece Unigram (its "NOTUSED" special tokens) learnt from CoNLL train."""
     return train_unigram(tmp_path_factory.mktemp("camembert_tokenizer"), "CamembertTokenizer")

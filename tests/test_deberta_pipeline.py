@@ -17,7 +17,7 @@ from minibert_ner.tokenizer import Template
 
 from .helpers.assertions import assert_same_entities
 from .helpers.data import conll_sentences
-from .helpers.deberta import make_deberta_checkpoint, train_deberta_v3_tokenizer
+from .helpers.deberta import make_deberta_checkpoint
 from .test_tokenizer import EDGE_TEXTS, HARD_TEXTS, PRE_SPLIT, assert_same_as_transformers, texts
 
 DEBERTA_EDGES = [
@@ -26,11 +26,6 @@ DEBERTA_EDGES = [
     "( ( lone ▁ marks ) )",
     "[MASK] and [CLS] x[SEP]",
 ]
-
-
-@pytest.fixture(scope="module")
-def deberta_tokenizer(tmp_path_factory, conll_dir) -> Path:
-    return train_deberta_v3_tokenizer(tmp_path_factory.mktemp("deberta_tokenizer"))
 
 
 TOKENIZER_CASES = {

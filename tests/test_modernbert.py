@@ -26,7 +26,6 @@ from .helpers.data import conll_sentences
 from .helpers.modernbert import (
     make_modernbert_checkpoint,
     modernbert_ner_checkpoint,
-    train_modernbert_tokenizer,
 )
 from .test_model_parity import TOL, padded_batch
 
@@ -242,11 +241,6 @@ def test_fresh_weights_as_transformers_initialises_them() -> None:
 
 
 # --- tokenizer and pipeline -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def modernbert_tokenizer(tmp_path_factory, conll_dir) -> Path:
-    return train_modernbert_tokenizer(tmp_path_factory.mktemp("modernbert_tokenizer"))
 
 
 @pytest.mark.parametrize("named", ["PreTrainedTokenizerFast", "RobertaTokenizer", None])

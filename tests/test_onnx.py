@@ -25,8 +25,6 @@ from .helpers.assertions import assert_same_entities
 from .helpers.checkpoints import BERT_NER_LABELS, DISTILBERT_NER_LABELS, make_ner_checkpoint
 from .helpers.cli import run_in_process
 from .helpers.data import conll_sentences
-from .helpers.deberta import train_deberta_v3_tokenizer
-from .helpers.modernbert import train_modernbert_tokenizer
 from .test_deberta_pipeline import LABELS as DEBERTA_LABELS
 from .test_deberta_pipeline import deberta_ner_checkpoint
 from .test_modernbert import LABELS as MODERNBERT_LABELS
@@ -63,16 +61,6 @@ FAMILIES = {
 # (global attention in PyTorch), CoNLL's beyond (a band mask), the long text's unwindowed row
 # beyond 256 + 2 x 8 tokens (local attention in chunks of queries); the graph has one path.
 MODERNBERT_LOCAL_ATTENTION = 16
-
-
-@pytest.fixture(scope="module")
-def deberta_tokenizer(tmp_path_factory, conll_dir) -> Path:
-    return train_deberta_v3_tokenizer(tmp_path_factory.mktemp("onnx_deberta_tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def modernbert_tokenizer(tmp_path_factory, conll_dir) -> Path:
-    return train_modernbert_tokenizer(tmp_path_factory.mktemp("onnx_modernbert_tokenizer"))
 
 
 def make_checkpoint(family: str, folder: Path, request) -> Path:

@@ -53,7 +53,7 @@ FAMILY_TOKENIZERS = {  # family -> the conftest fixture of its tokenizer
     "electra": "minilm",
     "deberta-v3": "minilm",
     "deberta-v2": "minilm",
-    "modernbert": None,  # its own byte-level BPE (tests/helpers/modernbert.py)
+    "modernbert": "modernbert_tokenizer",
 }
 
 
@@ -62,12 +62,11 @@ def family_model(request, tmp_path_factory) -> tuple[str, Path]:
     """(family, a random head-calibrated NER checkpoint of it, made by transformers)."""
     family = request.param
     folder = tmp_path_factory.mktemp(family)
-    if family == "modernbert":
-        from .helpers.modernbert import modernbert_ner_checkpoint, train_modernbert_tokenizer
-
-        tokenizer = train_modernbert_tokenizer(tmp_path_factory.mktemp("modernbert_tokenizer"))
-        return family, modernbert_ner_checkpoint(folder, tokenizer)
     tokenizer = request.getfixturevalue(FAMILY_TOKENIZERS[family])
+    if family == "modernbert":
+        from .helpers.modernbert import modernbert_ner_checkpoint
+
+        return family, modernbert_ner_checkpoint(folder, tokenizer)
     if not family.startswith("deberta"):
         return family, make_ner_checkpoint(folder, family, tokenizer_from=tokenizer)
     from .helpers.deberta import make_deberta_checkpoint
